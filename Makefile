@@ -1,0 +1,22 @@
+# Modelplane: `make up` deploys stacks/local.yaml to the local Docker engine; `make test` runs the suite.
+SHELL := /bin/bash
+VENV := .venv/bin
+export PULUMI_SKIP_UPDATE_CHECK := true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
+
+.PHONY: bootstrap up test lint
+
+bootstrap:
+	@scripts/bootstrap
+
+up: bootstrap
+	$(VENV)/modelplane up --stack local --yes
+	$(VENV)/modelplane invoke --stack local --all-samples
+
+test: bootstrap
+	$(VENV)/python -m pytest -p no:cacheprovider
+
+lint: bootstrap
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy modelplane components __main__.py

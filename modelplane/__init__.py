@@ -1,0 +1,1 @@
+"""Modelplane: machine-learning models as web services, declared in stacks/<stack>.yaml."""

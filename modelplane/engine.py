@@ -1,0 +1,58 @@
+"""Where the Pulumi engine lives on this machine and how Modelplane talks to it.
+
+scripts/bootstrap links the CLI, the Python language host and the SDK scripts into `.venv/bin`,
+keeps state under `.modelplane/state` (a file backend) and writes the local stacks' passphrase to
+`.modelplane/passphrase`. Everything that starts the engine takes its environment from here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pulumi import automation as auto
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PULUMI_VERSION = "3.259.0"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The engine's backend and secrets for one run."""
+
+    state_dir: Path
+    passphrase_file: Path | None = None
+
+    @property
+    def backend_url(self) -> str:
+        return f"file://{self.state_dir}"
+
+    def env(self) -> dict[str, str]:
+        """Variables for the CLI: file backend, passphrase, no update checks or plugin downloads."""
+        env = {
+            "PULUMI_BACKEND_URL": self.backend_url,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and self.passphrase_file is not None:
+            env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(self.passphrase_file)
+        return env
+
+
+def venv_bin() -> Path:
+    """The bin folder of the interpreter running Modelplane (the project's .venv)."""
+    return Path(sys.executable).parent
+
+
+def default_settings(project_root: Path = PROJECT_ROOT) -> EngineSettings:
+    """The local backend that scripts/bootstrap prepared in the project."""
+    state = project_root / ".modelplane"
+    return EngineSettings(state_dir=state / "state", passphrase_file=state / "passphrase")
+
+
+def pulumi_command() -> auto.PulumiCommand:
+    """The CLI that scripts/bootstrap put beside this interpreter."""
+    return auto.PulumiCommand(root=str(venv_bin().parent), skip_version_check=True)

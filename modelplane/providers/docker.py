@@ -1,0 +1,261 @@
+"""Docker images and containers on the local engine, as Pulumi dynamic resources.
+
+Why not pulumi-docker: its provider plugin is a Go binary that the Go module proxy reachable here
+does not serve, and no registry ships it prebuilt (docs/toolchain.md). These resources talk to the
+Docker Engine API through the official Python client (`docker`), run in Pulumi's own Python
+dynamic-provider host, and implement `read` so that `refresh` and drift detection see what the
+engine really has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import docker
+import pulumi
+from docker.errors import APIError, BuildError, ImageNotFound, NotFound
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+
+# Keys whose change means the container must be recreated (a container's config is immutable).
+CONTAINER_REPLACE_KEYS = ("name", "image", "command", "env", "ports", "labels", "restart", "cpus", "memory_mb")
+
+
+def _client() -> docker.DockerClient:
+    return docker.from_env(timeout=600)
+
+
+def _port_bindings(ports: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
+    # Numbers arrive as floats from the engine: the Docker API wants "8000/tcp", not "8000.0/tcp".
+    return {f"{int(p['internal'])}/tcp": (p.get("host_ip", "127.0.0.1"), int(p["external"])) for p in ports}
+
+
+def _container_state(container: Any) -> dict[str, Any]:
+    """What the engine reports for a container, in the shape of the resource's inputs."""
+    attrs = container.attrs
+    config = attrs.get("Config", {})
+    host_config = attrs.get("HostConfig", {})
+    env: dict[str, str] = {}
+    for item in config.get("Env") or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    ports = []
+    for container_port, bindings in sorted((host_config.get("PortBindings") or {}).items()):
+        for binding in bindings or []:
+            ports.append(
+                {
+                    "internal": int(container_port.split("/")[0]),
+                    "external": int(binding.get("HostPort") or 0),
+                    "host_ip": binding.get("HostIp") or "0.0.0.0",
+                }
+            )
+    nano_cpus = host_config.get("NanoCpus") or 0
+    memory = host_config.get("Memory") or 0
+    return {
+        "name": attrs.get("Name", "").lstrip("/"),
+        "image": config.get("Image", ""),
+        "command": config.get("Cmd") or [],
+        "env": env,
+        "ports": ports,
+        "labels": config.get("Labels") or {},
+        "restart": (host_config.get("RestartPolicy") or {}).get("Name", "no"),
+        "cpus": nano_cpus / 1e9 if nano_cpus else None,
+        "memory_mb": memory // (1024 * 1024) if memory else None,
+        "status": attrs.get("State", {}).get("Status", "unknown"),
+        "container_id": attrs.get("Id", ""),
+        "image_id": attrs.get("Image", ""),
+    }
+
+
+def _normalise(value: Any) -> Any:
+    """Comparable form: engine numbers are floats, the Docker API's are ints."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+class ContainerProvider(ResourceProvider):
+    """Creates, reads and removes one container."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = _client()
+        try:
+            stale = client.containers.get(props["name"])
+            # A container left by a failed run, with our name: replace it rather than fail.
+            if stale.labels.get("modelplane.managed") == "true":
+                stale.remove(force=True)
+        except NotFound:
+            pass
+        kwargs: dict[str, Any] = {
+            "name": props["name"],
+            "detach": True,
+            "environment": props.get("env") or {},
+            "ports": _port_bindings(props.get("ports") or []),
+            "labels": {**(props.get("labels") or {}), "modelplane.managed": "true"},
+            "restart_policy": {"Name": props.get("restart") or "no"},
+        }
+        if props.get("command"):
+            kwargs["command"] = props["command"]
+        if props.get("cpus"):
+            kwargs["nano_cpus"] = int(float(props["cpus"]) * 1e9)
+        if props.get("memory_mb"):
+            kwargs["mem_limit"] = f"{int(props['memory_mb'])}m"
+        container = client.containers.run(props["image"], **kwargs)
+        container.reload()
+        state = _container_state(container)
+        return CreateResult(
+            id_=container.id,
+            outs={**props, "container_id": container.id, "image_id": state["image_id"], "status": state["status"]},
+        )
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [k for k in CONTAINER_REPLACE_KEYS if _normalise(olds.get(k)) != _normalise(news.get(k))]
+        # A container that the engine reports stopped is drift that `up` repairs by recreating it.
+        if olds.get("status") not in (None, "running", "created", "restarting"):
+            changed.append("status")
+        return DiffResult(
+            changes=bool(changed), replaces=changed, stables=["container_id"], delete_before_replace=True
+        )
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            container = _client().containers.get(id_)
+        except NotFound:
+            return ReadResult(id_="", outs={})
+        state = _container_state(container)
+        outs = dict(props)
+        for key in CONTAINER_REPLACE_KEYS:
+            if key in ("labels",):
+                declared = props.get("labels") or {}
+                outs["labels"] = {k: v for k, v in state["labels"].items() if k in declared}
+            elif key == "env":
+                # The image adds variables of its own (PATH, ...): compare the declared ones only,
+                # and report a declared variable that disappeared as missing.
+                declared_env = props.get("env") or {}
+                outs["env"] = {k: state["env"][k] for k in declared_env if k in state["env"]}
+            elif key == "ports":
+                outs["ports"] = state["ports"] if state["ports"] else []
+            elif key in ("cpus", "memory_mb", "command"):
+                if props.get(key):
+                    outs[key] = state[key]
+            else:
+                outs[key] = state[key]
+        outs["status"] = state["status"]
+        outs["container_id"] = state["container_id"]
+        outs["image_id"] = state["image_id"]
+        return ReadResult(id_=id_, outs=outs)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Every input change is a replacement (see diff); nothing is updated in place.
+        return UpdateResult(outs=news)
+
+    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+        try:
+            _client().containers.get(id_).remove(force=True)
+        except NotFound:
+            pass
+
+
+class Container(Resource):
+    """A container on the local Docker engine.
+
+    Inputs: name, image, command, env (a secret when it holds keys), ports
+    ([{internal, external, host_ip}]), labels, restart ("no" | "always" | "unless-stopped" |
+    "on-failure"), cpus, memory_mb.
+    """
+
+    container_id: pulumi.Output[str]
+    image_id: pulumi.Output[str]
+    status: pulumi.Output[str]
+    ports: pulumi.Output[list[dict[str, Any]]]
+
+    def __init__(
+        self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["env"])
+        super().__init__(
+            ContainerProvider(),
+            resource_name,
+            {"container_id": None, "image_id": None, "status": None, **props},
+            pulumi.ResourceOptions.merge(secret_opts, opts),
+        )
+
+
+def build_context_digest(context_dir: str, dockerfile: str = "Dockerfile") -> str:
+    """sha256 over the files of a build context (paths and bytes), for a content-addressed tag."""
+    digest = hashlib.sha256()
+    for base, dirs, files in os.walk(context_dir):
+        dirs.sort()
+        for file_name in sorted(files):
+            path = os.path.join(base, file_name)
+            rel = os.path.relpath(path, context_dir)
+            digest.update(rel.encode() + b"\0")
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    digest.update(dockerfile.encode())
+    return digest.hexdigest()
+
+
+class ImageProvider(ResourceProvider):
+    """Builds an image from a context folder under a content-addressed tag; removes it on delete."""
+
+    def _build(self, props: dict[str, Any]) -> dict[str, Any]:
+        client = _client()
+        try:
+            image, _logs = client.images.build(
+                path=props["context"],
+                dockerfile=props.get("dockerfile") or "Dockerfile",
+                tag=props["tag"],
+                rm=True,
+                forcerm=True,
+                labels={**(props.get("labels") or {}), "modelplane.managed": "true"},
+            )
+        except BuildError as error:
+            log = "".join(str(chunk.get("stream", "")) for chunk in error.build_log if isinstance(chunk, dict))
+            raise RuntimeError(f"docker build of {props['tag']} failed: {error.msg}\n{log[-4000:]}") from None
+        return {**props, "image_id": image.id}
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outs = self._build(props)
+        return CreateResult(id_=props["tag"], outs=outs)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # The tag is a hash of the whole build context, so it alone says whether anything changed.
+        changed = [k for k in ("tag", "dockerfile") if olds.get(k) != news.get(k)]
+        if not olds.get("image_id"):
+            changed.append("image_id")
+        return DiffResult(changes=bool(changed), replaces=changed, stables=[], delete_before_replace=False)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            image = _client().images.get(id_)
+        except ImageNotFound:
+            return ReadResult(id_="", outs={})
+        return ReadResult(id_=id_, outs={**props, "image_id": image.id})
+
+    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+        try:
+            _client().images.remove(id_, force=False, noprune=False)
+        except (ImageNotFound, NotFound):
+            pass
+        except APIError as error:
+            # Still used by a container outside this stack: leave it, and say so.
+            pulumi.log.warn(f"image {id_} was not removed: {error.explanation}")
+
+
+class Image(Resource):
+    """An image built on the local Docker engine from `context` (with `dockerfile`) as `tag`."""
+
+    image_id: pulumi.Output[str]
+    tag: pulumi.Output[str]
+
+    def __init__(
+        self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(ImageProvider(), resource_name, {"image_id": None, **props}, opts)
