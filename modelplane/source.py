@@ -82,11 +82,12 @@ def _convert(node: yaml.Node, path: PathKey, doc: Document, problems: list[Probl
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
+            if not isinstance(key_node, yaml.ScalarNode):
                 line, col = _mark(key_node)
-                problems.append(Problem(str(doc.file), line, col, dotted(path), "keys must be strings"))
+                problems.append(Problem(str(doc.file), line, col, dotted(path), "keys must be plain scalars"))
                 continue
+            # Scalar keys become strings (a port 5001 → "5001"); the models convert them back.
+            key = str(key_node.value)
             child = (*path, key)
             if key in result:
                 line, col = _mark(key_node)

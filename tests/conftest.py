@@ -35,8 +35,7 @@ def program_stack(tmp_path: Path, engine: EngineSettings) -> Iterator[ProgramSta
         project = tmp_path / f"project{len(stacks)}"
         project.mkdir()
         (project / "Pulumi.yaml").write_text(
-            "name: throwaway\nruntime:\n  name: python\n  options:\n"
-            f"    virtualenv: {venv_bin().parent}\n"
+            f"name: throwaway\nruntime:\n  name: python\n  options:\n    virtualenv: {venv_bin().parent}\n"
         )
         (project / "__main__.py").write_text(textwrap.dedent(program))
         stack = auto.create_stack(

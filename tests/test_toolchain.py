@@ -33,7 +33,7 @@ def test_language_host_and_sdk_scripts_sit_beside_the_cli() -> None:
 def test_dynamic_provider_goes_through_up_and_destroy(program_stack: ProgramStack, tmp_path: Path) -> None:
     marker = tmp_path / "created-by-provider.txt"
     stack = program_stack(
-        f'''
+        f"""
         import pathlib
         import pulumi
         from pulumi.dynamic import CreateResult, Resource, ResourceProvider
@@ -52,7 +52,7 @@ def test_dynamic_provider_goes_through_up_and_destroy(program_stack: ProgramStac
 
         f = File("marker", {{"path": {str(marker)!r}, "text": "hello"}})
         pulumi.export("path", f.path)
-        '''
+        """
     )
     result = stack.up(on_output=lambda _line: None)
     assert result.summary.result == "succeeded"
@@ -75,7 +75,7 @@ def test_docker_container_runs_previews_clean_and_is_destroyed(program_stack: Pr
     port = free_port()
     name = f"modelplane-toolchain-test-{port}"
     stack = program_stack(
-        f'''
+        f"""
         import pulumi
         from modelplane.providers.docker import Container
 
@@ -88,7 +88,7 @@ def test_docker_container_runs_previews_clean_and_is_destroyed(program_stack: Pr
             "restart": "no",
         }})
         pulumi.export("container_id", web.container_id)
-        '''
+        """
     )
     result = stack.up(on_output=lambda _line: None)
     container_id = result.outputs["container_id"].value

@@ -9,6 +9,7 @@ engine really has.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from typing import Any
@@ -118,9 +119,7 @@ class ContainerProvider(ResourceProvider):
         # A container that the engine reports stopped is drift that `up` repairs by recreating it.
         if olds.get("status") not in (None, "running", "created", "restarting"):
             changed.append("status")
-        return DiffResult(
-            changes=bool(changed), replaces=changed, stables=["container_id"], delete_before_replace=True
-        )
+        return DiffResult(changes=bool(changed), replaces=changed, stables=["container_id"], delete_before_replace=True)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         try:
@@ -155,10 +154,8 @@ class ContainerProvider(ResourceProvider):
         return UpdateResult(outs=news)
 
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             _client().containers.get(id_).remove(force=True)
-        except NotFound:
-            pass
 
 
 class Container(Resource):
@@ -174,9 +171,7 @@ class Container(Resource):
     status: pulumi.Output[str]
     ports: pulumi.Output[list[dict[str, Any]]]
 
-    def __init__(
-        self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["env"])
         super().__init__(
             ContainerProvider(),
@@ -255,7 +250,5 @@ class Image(Resource):
     image_id: pulumi.Output[str]
     tag: pulumi.Output[str]
 
-    def __init__(
-        self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(ImageProvider(), resource_name, {"image_id": None, **props}, opts)
