@@ -285,6 +285,7 @@ class FpgaSpec(Strict):
     agent_count: int = Field(1, ge=1, le=20, description="FPGA nodes.")
     auth_enabled: bool = Field(True, description="Key auth.")
     cluster: str | None = Field(None, description="Cluster under `clusters` to add the FPGA pool to.")
+    image: str | None = Field(None, description="Image serving the accelerated model (default: AML's).")
 
     @field_validator("model")
     @classmethod
@@ -423,7 +424,9 @@ def _flatten(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _translate_deployment_config(doc: Document, problems: list[Problem]) -> tuple[dict[str, Any], dict[PathKey, PathKey]]:
+def _translate_deployment_config(
+    doc: Document, problems: list[Problem]
+) -> tuple[dict[str, Any], dict[PathKey, PathKey]]:
     """deploymentconfig.json → endpoint fields, and a map from field path to JSON path."""
     if not isinstance(doc.data, dict):
         problems.append(doc.problem((), "a deployment config must be a JSON object"))
@@ -453,7 +456,9 @@ def _translate_deployment_config(doc: Document, problems: list[Problem]) -> tupl
     return fields, mapping
 
 
-def _translate_inference_config(doc: Document, problems: list[Problem]) -> tuple[dict[str, Any], dict[PathKey, PathKey]]:
+def _translate_inference_config(
+    doc: Document, problems: list[Problem]
+) -> tuple[dict[str, Any], dict[PathKey, PathKey]]:
     if not isinstance(doc.data, dict):
         problems.append(doc.problem((), "an inference config must be a JSON object"))
         return {}, {}
@@ -597,6 +602,13 @@ def _items(data: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
     return {name: item for name, item in items.items() if isinstance(item, dict)}
 
 
+def _kubeconfig_cluster(data: dict[str, Any], name: Any) -> bool:
+    """Whether cluster `name` is attached through a kubeconfig (any Kubernetes, no Azure needed)."""
+    cluster = _items(data, "clusters").get(name) if isinstance(name, str) else None
+    attach = cluster.get("attach") if cluster else None
+    return isinstance(attach, dict) and bool(attach.get("kubeconfig"))
+
+
 def _check_references(data: dict[str, Any], origins: _Origins, base: Path) -> list[Problem]:
     """Names, cross-references, ports and files, checked on the raw data so that they are reported
     together with type errors rather than after them."""
@@ -669,7 +681,7 @@ def _check_references(data: dict[str, Any], origins: _Origins, base: Path) -> li
                     )
                 )
             ports[port] = name
-        elif compute in ("aci", "aks"):
+        elif compute == "aci" or (compute == "aks" and not _kubeconfig_cluster(data, endpoint.get("cluster"))):
             needs_azure.append(("endpoints", name, "compute_type"))
 
     for name, edge in _items(data, "edge").items():
@@ -679,15 +691,18 @@ def _check_references(data: dict[str, Any], origins: _Origins, base: Path) -> li
         if fpga.get("cluster") is not None:
             need_name(("fpga", name, "cluster"), fpga.get("cluster"), "clusters", "cluster")
         needs_azure.append(("fpga", name))
-    for name, cluster in _items(data, "clusters").items():
-        attach = cluster.get("attach")
-        if not (isinstance(attach, dict) and attach.get("kubeconfig")):
+    for name in _items(data, "clusters"):
+        if not _kubeconfig_cluster(data, name):
             needs_azure.append(("clusters", name))
-    if data.get("target") == "azure":
-        needs_azure.append(("target",))
-    if data.get("azure") is None:
+    if data.get("target") == "azure" and data.get("azure") is None:
+        problems.append(origins.problem(("target",), "target 'azure' needs an `azure:` section"))
+    if data.get("target") != "azure" or data.get("azure") is None:
         for path in needs_azure:
-            problems.append(origins.problem(path, "needs an `azure:` section (location, resource_group) in the stack"))
+            problems.append(
+                origins.problem(
+                    path, "runs on Azure: needs `target: azure` and an `azure:` section (location, resource_group)"
+                )
+            )
     return problems
 
 

@@ -10,8 +10,6 @@ engine really has.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 from typing import Any
 
 import docker
@@ -181,22 +179,6 @@ class Container(Resource):
         )
 
 
-def build_context_digest(context_dir: str, dockerfile: str = "Dockerfile") -> str:
-    """sha256 over the files of a build context (paths and bytes), for a content-addressed tag."""
-    digest = hashlib.sha256()
-    for base, dirs, files in os.walk(context_dir):
-        dirs.sort()
-        for file_name in sorted(files):
-            path = os.path.join(base, file_name)
-            rel = os.path.relpath(path, context_dir)
-            digest.update(rel.encode() + b"\0")
-            with open(path, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
-    digest.update(dockerfile.encode())
-    return digest.hexdigest()
-
-
 class ImageProvider(ResourceProvider):
     """Builds an image from a context folder under a content-addressed tag; removes it on delete."""
 
@@ -214,6 +196,14 @@ class ImageProvider(ResourceProvider):
         except BuildError as error:
             log = "".join(str(chunk.get("stream", "")) for chunk in error.build_log if isinstance(chunk, dict))
             raise RuntimeError(f"docker build of {props['tag']} failed: {error.msg}\n{log[-4000:]}") from None
+        registry = props.get("registry")
+        if registry:
+            # Push to the workspace registry; the stream reports failures as {"error": ...} lines.
+            repository, _, tag = props["tag"].rpartition(":")
+            auth = {"username": registry.get("username"), "password": registry.get("password")}
+            for line in client.api.push(repository, tag=tag, auth_config=auth, stream=True, decode=True):
+                if isinstance(line, dict) and line.get("error"):
+                    raise RuntimeError(f"docker push of {props['tag']} failed: {line['error']}")
         return {**props, "image_id": image.id}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -245,10 +235,14 @@ class ImageProvider(ResourceProvider):
 
 
 class Image(Resource):
-    """An image built on the local Docker engine from `context` (with `dockerfile`) as `tag`."""
+    """An image built on the local Docker engine from `context` (with `dockerfile`) as `tag`, and
+    pushed when `registry` ({server, username, password}) is given; the registry is a secret."""
 
     image_id: pulumi.Output[str]
     tag: pulumi.Output[str]
 
     def __init__(self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(ImageProvider(), resource_name, {"image_id": None, **props}, opts)
+        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["registry"])
+        super().__init__(
+            ImageProvider(), resource_name, {"image_id": None, **props}, pulumi.ResourceOptions.merge(secret_opts, opts)
+        )

@@ -1,0 +1,104 @@
+"""AciEndpoint: a scoring container group on Azure Container Instances (AML's AciWebservice)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi_azure_native import containerinstance
+
+from components.scoring_image import RegistryTarget
+from modelplane.providers.keys import EndpointKeys
+from modelplane.spec import AciEndpointSpec
+
+ACI_PORT = 80
+# Per container group, in the regions AML supported (AML's own ACI limits).
+ACI_MAX_CPU = 4.0
+ACI_MAX_MEMORY_GB = 16.0
+
+
+@dataclass(frozen=True)
+class AciEndpointArgs:
+    endpoint_name: str
+    """The key under `endpoints:`; also the container group's name."""
+    spec: AciEndpointSpec
+    """Cores, memory, auth and DNS label from the stack."""
+    image_ref: pulumi.Input[str]
+    """The scoring image in the workspace registry."""
+    registry: RegistryTarget
+    """Credentials ACI pulls the image with."""
+    resource_group_name: pulumi.Input[str]
+    """Resource group of the workspace."""
+    location: pulumi.Input[str]
+    """Default region (the workspace's) when the endpoint names none."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags on the container group."""
+
+
+def check_aci_args(args: AciEndpointArgs) -> None:
+    if args.spec.cpu_cores > ACI_MAX_CPU:
+        raise ValueError(f"endpoint {args.endpoint_name}: ACI allows at most {ACI_MAX_CPU} cores")
+    if args.spec.memory_gb > ACI_MAX_MEMORY_GB:
+        raise ValueError(f"endpoint {args.endpoint_name}: ACI allows at most {ACI_MAX_MEMORY_GB} GB")
+
+
+class AciEndpoint(pulumi.ComponentResource):
+    """One Linux container group with a public IP; keys go in as secure environment variables."""
+
+    scoring_uri: pulumi.Output[str]
+    swagger_uri: pulumi.Output[str]
+    keys: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: AciEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelplane:index:AciEndpoint", name, None, opts)
+        check_aci_args(args)
+        child = pulumi.ResourceOptions(parent=self)
+        env: list[dict[str, pulumi.Input[str]]] = [{"name": "MODELPLANE_PORT", "value": str(ACI_PORT)}]
+        if args.spec.auth_enabled:
+            keys = EndpointKeys(f"{name}-keys", opts=child)
+            env += [
+                {"name": "MODELPLANE_PRIMARY_KEY", "secure_value": keys.primary_key},
+                {"name": "MODELPLANE_SECONDARY_KEY", "secure_value": keys.secondary_key},
+            ]
+            self.keys = pulumi.Output.secret(
+                pulumi.Output.all(keys.primary_key, keys.secondary_key).apply(
+                    lambda pair: {"primary_key": pair[0], "secondary_key": pair[1]}
+                )
+            )
+        else:
+            self.keys = pulumi.Output.secret({})
+        group = containerinstance.ContainerGroup(
+            f"{name}-aci",
+            container_group_name=args.endpoint_name,
+            resource_group_name=args.resource_group_name,
+            location=args.spec.location or args.location,
+            os_type=containerinstance.OperatingSystemTypes.LINUX,
+            restart_policy=containerinstance.ContainerGroupRestartPolicy.ALWAYS,
+            containers=[
+                {
+                    "name": args.endpoint_name,
+                    "image": args.image_ref,
+                    "resources": {"requests": {"cpu": args.spec.cpu_cores, "memory_in_gb": args.spec.memory_gb}},
+                    "ports": [{"port": ACI_PORT, "protocol": containerinstance.ContainerNetworkProtocol.TCP}],
+                    "environment_variables": env,
+                }
+            ],
+            ip_address={
+                "type": containerinstance.ContainerGroupIpAddressType.PUBLIC,
+                "dns_name_label": args.spec.dns_name_label,
+                "ports": [{"port": ACI_PORT, "protocol": containerinstance.ContainerGroupNetworkProtocol.TCP}],
+            },
+            image_registry_credentials=[
+                {
+                    "server": args.registry.server,
+                    "username": args.registry.username,
+                    "password": args.registry.password,
+                }
+            ],
+            tags={**args.tags, **args.spec.tags},
+            opts=child,
+        )
+        host = group.ip_address.apply(lambda ip: (ip.fqdn or ip.ip or "") if ip else "")
+        self.scoring_uri = host.apply(lambda h: f"http://{h}/score")
+        self.swagger_uri = host.apply(lambda h: f"http://{h}/swagger.json")
+        self.register_outputs({"scoring_uri": self.scoring_uri, "swagger_uri": self.swagger_uri, "keys": self.keys})

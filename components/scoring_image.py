@@ -1,0 +1,104 @@
+"""ScoringImage: the image that serves an inference config, built from a rendered Dockerfile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+from modelplane.dockerfile import DEFAULT_BASE_IMAGE, ImageRecipe, ModelFiles, write_context
+from modelplane.providers.docker import Image
+from modelplane.spec import ImageSpec
+
+
+@dataclass(frozen=True)
+class RegistryTarget:
+    """A registry the image is pushed to (the workspace's container registry)."""
+
+    server: pulumi.Input[str]
+    """Login server, e.g. myregistry.azurecr.io."""
+    username: pulumi.Input[str]
+    """Registry user."""
+    password: pulumi.Input[str]
+    """Registry password (a secret)."""
+
+
+@dataclass(frozen=True)
+class ScoringImageArgs:
+    image_name: str
+    """The key under `images:`; the image repository is named after it."""
+    spec: ImageSpec
+    """The inference config."""
+    models: tuple[ModelFiles, ...]
+    """The models baked into the image, with their content versions."""
+    build_root: Path
+    """Folder where build contexts are laid out (gitignored state)."""
+    repository_prefix: str = "modelplane"
+    """Repository namespace for local images, e.g. modelplane/<stack>."""
+    registry: RegistryTarget | None = None
+    """Push to this registry; None keeps the image on the local engine."""
+    port: int = 5001
+    """Port the scoring server listens on inside the container."""
+
+
+def check_image_args(args: ScoringImageArgs) -> None:
+    if args.spec.enable_gpu and args.spec.base_image is None:
+        raise ValueError(f"image {args.image_name}: enable_gpu needs a CUDA base_image (none is made locally)")
+    for model_name in args.spec.models:
+        if model_name not in {m.name for m in args.models}:
+            raise ValueError(f"image {args.image_name}: model {model_name} was not registered")
+
+
+def recipe_for(args: ScoringImageArgs) -> ImageRecipe:
+    source_dir = args.spec.source_directory
+    script = args.spec.entry_script
+    if source_dir is not None and not script.is_absolute():
+        script = source_dir / script
+    return ImageRecipe(
+        entry_script=script,
+        source_directory=source_dir,
+        conda_file=args.spec.conda_file,
+        pip_requirements=args.spec.pip_requirements,
+        extra_docker_file_steps=args.spec.extra_docker_file_steps,
+        base_image=args.spec.base_image or DEFAULT_BASE_IMAGE,
+        models=args.models,
+        port=args.port,
+    )
+
+
+class ScoringImage(pulumi.ComponentResource):
+    """Lays out the build context, tags the image with the context's digest (so unchanged inputs
+    never show a diff) and builds it — pushing it when a registry is given."""
+
+    image_ref: pulumi.Output[str]
+    image_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ScoringImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelplane:index:ScoringImage", name, None, opts)
+        check_image_args(args)
+        recipe = recipe_for(args)
+        context = args.build_root / name
+        digest = write_context(recipe, context)
+        tag = digest[:16]
+        self.dockerfile = (context / "Dockerfile").read_text()
+        props: dict[str, object] = {
+            "context": str(context),
+            "dockerfile": "Dockerfile",
+            "labels": {"modelplane.image": args.image_name},
+        }
+        if args.registry is None:
+            props["tag"] = f"{args.repository_prefix}-{args.image_name}:{tag}"
+            self.image_ref = pulumi.Output.from_input(str(props["tag"]))
+        else:
+            reference = pulumi.Output.concat(args.registry.server, f"/{args.image_name}:{tag}")
+            props["tag"] = reference
+            props["registry"] = {
+                "server": args.registry.server,
+                "username": args.registry.username,
+                "password": args.registry.password,
+            }
+            self.image_ref = reference
+        image = Image(f"{name}-image", props, opts=pulumi.ResourceOptions(parent=self))
+        self.image_id = image.image_id
+        self.register_outputs({"image_ref": self.image_ref, "image_id": self.image_id})

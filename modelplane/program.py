@@ -1,0 +1,224 @@
+"""The Pulumi program: one component per declared item, and the stack's outputs.
+
+`__main__.py` calls `run()`; tests call `build_stack()` under Pulumi's mocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+
+from components.aci_endpoint import AciEndpoint, AciEndpointArgs
+from components.aks_cluster import AksCluster, AksClusterArgs, AzureClusterTarget
+from components.aks_endpoint import AksEndpoint, AksEndpointArgs
+from components.edge_module import EdgeModule, EdgeModuleArgs
+from components.fpga_service import FpgaService, FpgaServiceArgs
+from components.local_endpoint import LocalEndpoint, LocalEndpointArgs
+from components.registered_model import AzureModelTarget, RegisteredModel, RegisteredModelArgs
+from components.scoring_image import RegistryTarget, ScoringImage, ScoringImageArgs
+from components.workspace import Workspace, WorkspaceArgs
+from modelplane.dockerfile import ModelFiles
+from modelplane.engine import PROJECT_ROOT
+from modelplane.source import SpecError
+from modelplane.spec import AciEndpointSpec, AksEndpointSpec, LocalEndpointSpec, StackSpec, load_stack
+
+
+@dataclass(frozen=True)
+class ProgramOptions:
+    """Where the program keeps local artefacts, and test hooks."""
+
+    state_dir: Path = PROJECT_ROOT / ".modelplane"
+    """Local model store and image build contexts live under here."""
+    iot_hub_endpoint: str | None = None
+    """IoT Hub data-plane base URL override (a local double in tests)."""
+    service_type: str = "LoadBalancer"
+    """Kubernetes Service type for AKS endpoints."""
+    extra_labels: dict[str, str] = field(default_factory=dict)
+    """Labels added to local containers."""
+
+
+@dataclass
+class StackOutputs:
+    """What the program built, by declared name (tests look at these)."""
+
+    workspace: Workspace | None = None
+    models: dict[str, RegisteredModel] = field(default_factory=dict)
+    images: dict[str, ScoringImage] = field(default_factory=dict)
+    clusters: dict[str, AksCluster] = field(default_factory=dict)
+    endpoints: dict[str, LocalEndpoint | AciEndpoint | AksEndpoint] = field(default_factory=dict)
+    edge: dict[str, EdgeModule] = field(default_factory=dict)
+    fpga: dict[str, FpgaService] = field(default_factory=dict)
+
+
+def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None = None) -> StackOutputs:
+    options = options or ProgramOptions()
+    out = StackOutputs()
+    azure = spec.target == "azure" and spec.azure is not None
+    registry: RegistryTarget | None = None
+    if azure:
+        assert spec.azure is not None
+        out.workspace = Workspace(stack_name, WorkspaceArgs(azure=spec.azure, tags=spec.tags))
+        registry = RegistryTarget(
+            server=out.workspace.registry_server,
+            username=out.workspace.registry_username,
+            password=out.workspace.registry_password,
+        )
+
+    for name, model in spec.models.items():
+        target = None
+        if out.workspace is not None:
+            target = AzureModelTarget(
+                resource_group_name=out.workspace.resource_group_name,
+                workspace_name=out.workspace.workspace_name,
+                storage_account_name=out.workspace.storage_account_name,
+            )
+        out.models[name] = RegisteredModel(
+            f"model-{name}",
+            RegisteredModelArgs(
+                model_name=name, spec=model, azure=target, local_store=options.state_dir / "models", tags=spec.tags
+            ),
+        )
+
+    for name, image in spec.images.items():
+        files = tuple(
+            ModelFiles(name=m, version=out.models[m].version_value, path=out.models[m].files_path) for m in image.models
+        )
+        out.images[name] = ScoringImage(
+            f"image-{name}",
+            ScoringImageArgs(
+                image_name=name,
+                spec=image,
+                models=files,
+                build_root=options.state_dir / "build" / stack_name,
+                repository_prefix=f"modelplane/{stack_name}",
+                registry=registry,
+            ),
+        )
+
+    azure_target = None
+    if out.workspace is not None:
+        azure_target = AzureClusterTarget(
+            resource_group_name=out.workspace.resource_group_name,
+            workspace_name=out.workspace.workspace_name,
+            location=out.workspace.location,
+        )
+    for name, cluster in spec.clusters.items():
+        out.clusters[name] = AksCluster(
+            f"cluster-{name}", AksClusterArgs(cluster_name=name, spec=cluster, azure=azure_target, tags=spec.tags)
+        )
+
+    for name, endpoint in spec.endpoints.items():
+        image_ref = out.images[endpoint.image].image_ref
+        if isinstance(endpoint, LocalEndpointSpec):
+            out.endpoints[name] = LocalEndpoint(
+                f"endpoint-{name}",
+                LocalEndpointArgs(
+                    endpoint_name=name,
+                    spec=endpoint,
+                    image_ref=image_ref,
+                    stack_name=stack_name,
+                    labels=options.extra_labels,
+                ),
+            )
+        elif isinstance(endpoint, AciEndpointSpec):
+            assert out.workspace is not None and registry is not None
+            out.endpoints[name] = AciEndpoint(
+                f"endpoint-{name}",
+                AciEndpointArgs(
+                    endpoint_name=name,
+                    spec=endpoint,
+                    image_ref=image_ref,
+                    registry=registry,
+                    resource_group_name=out.workspace.resource_group_name,
+                    location=out.workspace.location,
+                    tags=spec.tags,
+                ),
+            )
+        elif isinstance(endpoint, AksEndpointSpec):
+            out.endpoints[name] = AksEndpoint(
+                f"endpoint-{name}",
+                AksEndpointArgs(
+                    endpoint_name=name,
+                    spec=endpoint,
+                    image_ref=image_ref,
+                    cluster=out.clusters[endpoint.cluster],
+                    registry=registry,
+                    service_type=options.service_type,
+                ),
+            )
+
+    for name, edge in spec.edge.items():
+        assert out.workspace is not None and registry is not None
+        out.edge[name] = EdgeModule(
+            f"edge-{name}",
+            EdgeModuleArgs(
+                edge_name=name,
+                spec=edge,
+                image_ref=out.images[edge.image].image_ref,
+                registry=registry,
+                resource_group_name=out.workspace.resource_group_name,
+                location=out.workspace.location,
+                tags=spec.tags,
+                data_plane_endpoint=options.iot_hub_endpoint,
+            ),
+        )
+
+    for name, fpga in spec.fpga.items():
+        assert azure_target is not None
+        out.fpga[name] = FpgaService(
+            f"fpga-{name}",
+            FpgaServiceArgs(
+                service_name=name,
+                spec=fpga,
+                azure=azure_target,
+                cluster=out.clusters[fpga.cluster] if fpga.cluster else None,
+                tags=spec.tags,
+            ),
+        )
+    return out
+
+
+def export(out: StackOutputs) -> None:
+    """Stack outputs a user would print or call; keys in an export of their own, as a secret,
+    so that URIs stay readable."""
+    pulumi.export(
+        "endpoints",
+        {
+            name: {"scoring_uri": endpoint.scoring_uri, "swagger_uri": endpoint.swagger_uri}
+            for name, endpoint in out.endpoints.items()
+        },
+    )
+    pulumi.export("endpoint_keys", pulumi.Output.secret({name: e.keys for name, e in out.endpoints.items()}))
+    pulumi.export("models", {name: {"name": m.model_name, "version": m.version} for name, m in out.models.items()})
+    pulumi.export("images", {name: image.image_ref for name, image in out.images.items()})
+    if out.edge:
+        pulumi.export("edge", {name: {"deployment_id": e.deployment_id} for name, e in out.edge.items()})
+    if out.fpga:
+        pulumi.export("fpga", {name: {"scoring_uri": f.scoring_uri} for name, f in out.fpga.items()})
+
+
+def stack_file(stack_name: str, config: pulumi.Config) -> Path:
+    """`modelplane:stackFile` when set, else stacks/<stack>.yaml in the project."""
+    configured = config.get("stackFile")
+    return Path(configured) if configured else PROJECT_ROOT / "stacks" / f"{stack_name}.yaml"
+
+
+def run() -> None:
+    """The program body: load the declaration, build it, export its outputs."""
+    config = pulumi.Config("modelplane")
+    stack_name = pulumi.get_stack()
+    try:
+        spec = load_stack(stack_file(stack_name, config), name=stack_name)
+    except SpecError as error:
+        for problem in error.problems:
+            pulumi.log.error(str(problem))
+        raise pulumi.RunError(
+            f"the stack declaration has {len(error.problems)} problem(s); nothing was changed"
+        ) from None
+    options = ProgramOptions(
+        iot_hub_endpoint=config.get("iotHubEndpoint"),
+        service_type=config.get("serviceType") or "LoadBalancer",
+    )
+    export(build_stack(spec, stack_name, options))

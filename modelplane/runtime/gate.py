@@ -1,0 +1,98 @@
+"""A WSGI key gate in front of the AML inference server.
+
+- `Authorization: Bearer <key>` is compared in constant time with the primary and the secondary
+  key (MODELPLANE_PRIMARY_KEY / MODELPLANE_SECONDARY_KEY); without a valid key: 401.
+- `/`, `/healthz`, `/ready` and `/swagger.json` need no key (probes and API discovery).
+- MODELPLANE_PATH_PREFIX (e.g. /api/v1/service/<name>) is stripped from request paths.
+- A body over MODELPLANE_MAX_BODY_BYTES (default 10 MiB): 413; a JSON body that does not parse: 400.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+OPEN_PATHS = frozenset({"/", "/healthz", "/ready", "/swagger.json"})
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+def _reply(
+    start_response: StartResponse, status: str, message: str, headers: list[tuple[str, str]] | None = None
+) -> list[bytes]:
+    body = json.dumps({"error": message}).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(headers or [])])
+    return [body]
+
+
+class KeyGate:
+    """Wraps a WSGI app; see the module docstring for the rules."""
+
+    def __init__(
+        self, app: WsgiApp, keys: Iterable[str], max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, path_prefix: str = ""
+    ) -> None:
+        self.app = app
+        self.keys = [key.encode() for key in keys if key]
+        self.max_body_bytes = max_body_bytes
+        self.path_prefix = path_prefix.rstrip("/")
+
+    @classmethod
+    def from_environment(cls, app: WsgiApp) -> KeyGate:
+        keys = [os.environ.get("MODELPLANE_PRIMARY_KEY", ""), os.environ.get("MODELPLANE_SECONDARY_KEY", "")]
+        limit = int(os.environ.get("MODELPLANE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+        return cls(app, keys, limit, os.environ.get("MODELPLANE_PATH_PREFIX", ""))
+
+    def authorised(self, header: str) -> bool:
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented:
+            return False
+        candidate = presented.strip().encode()
+        # Compare with every key, whatever the outcome, so timing says nothing about which matched.
+        results = [hmac.compare_digest(candidate, key) for key in self.keys]
+        return any(results)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/") or "/"
+        # Behind an Ingress, AML's route /api/v1/service/<name>/score reaches the container whole.
+        if self.path_prefix and path.startswith(self.path_prefix):
+            path = path[len(self.path_prefix) :] or "/"
+            environ = {**environ, "PATH_INFO": path}
+        if path in ("/ready", "/healthz"):
+            # The AML server's own health route answers once init() has run in this worker.
+            return self.app({**environ, "PATH_INFO": "/"}, start_response)
+        if path in OPEN_PATHS or environ.get("REQUEST_METHOD") == "OPTIONS":
+            return self.app(environ, start_response)
+        if self.keys and not self.authorised(environ.get("HTTP_AUTHORIZATION", "")):
+            return _reply(
+                start_response,
+                "401 Unauthorized",
+                "a valid key is required: Authorization: Bearer <key>",
+                [("WWW-Authenticate", 'Bearer realm="modelplane"')],
+            )
+        length_header = environ.get("CONTENT_LENGTH") or "0"
+        try:
+            length = int(length_header)
+        except ValueError:
+            return _reply(start_response, "400 Bad Request", "invalid Content-Length")
+        if length > self.max_body_bytes:
+            return _reply(
+                start_response,
+                "413 Request Entity Too Large",
+                f"request body of {length} bytes exceeds the limit of {self.max_body_bytes}",
+            )
+        if environ.get("REQUEST_METHOD") == "POST" and length:
+            body = environ["wsgi.input"].read(length)
+            if "json" in environ.get("CONTENT_TYPE", "json"):
+                try:
+                    json.loads(body)
+                except ValueError as error:
+                    return _reply(start_response, "400 Bad Request", f"malformed JSON: {error}")
+            environ = {**environ, "wsgi.input": io.BytesIO(body)}
+        return self.app(environ, start_response)

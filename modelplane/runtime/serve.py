@@ -1,0 +1,57 @@
+"""Start gunicorn on the gated AML server with workers tuned to the container's CPUs."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+
+def container_cpus() -> float:
+    """CPUs this container may use: its cgroup quota when there is one, else the machine's."""
+    cpu_max = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2
+    try:
+        quota, period = cpu_max.read_text().split()
+        if quota != "max":
+            return max(float(quota) / float(period), 0.1)
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota_us > 0:
+            return max(quota_us / period_us, 0.1)
+    except (OSError, ValueError):
+        pass
+    return float(len(os.sched_getaffinity(0)))
+
+
+def worker_count(cpus: float) -> int:
+    """One worker per CPU plus one (so one request's I/O does not idle a core); at least 1."""
+    return max(1, math.ceil(cpus) + 1)
+
+
+def main() -> None:
+    port = os.environ.get("MODELPLANE_PORT", "5001")
+    workers = os.environ.get("MODELPLANE_WORKERS") or str(worker_count(container_cpus()))
+    timeout = str(max(30, int(os.environ.get("MODELPLANE_SCORING_TIMEOUT_MS", "60000")) // 1000 + 5))
+    sys.argv = [
+        "gunicorn",
+        "-b",
+        f"0.0.0.0:{port}",
+        "-w",
+        workers,
+        "--timeout",
+        timeout,
+        "--access-logfile",
+        "-",
+        "modelplane_runtime.app:app",
+    ]
+    from gunicorn.app.wsgiapp import run
+
+    run()
+
+
+if __name__ == "__main__":
+    main()
