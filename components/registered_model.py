@@ -8,7 +8,7 @@ from pathlib import Path
 import pulumi
 from pulumi_azure_native import machinelearningservices, storage
 
-from modelplane.content import content_digest, files_under
+from modelplane.content import content_digest, files_under, version_of
 from modelplane.providers.model_store import StoredModel
 from modelplane.spec import ModelSpec
 
@@ -62,7 +62,7 @@ class RegisteredModel(pulumi.ComponentResource):
         check_model_args(args)
         child = pulumi.ResourceOptions(parent=self)
         digest = content_digest(args.spec.path)
-        version = digest[:12]
+        version = version_of(digest)
         self.files_path = args.spec.path
         self.version_value = version
         tags = {**args.tags, **args.spec.tags}

@@ -89,16 +89,15 @@ class ScoringImage(pulumi.ComponentResource):
         }
         if args.registry is None:
             props["tag"] = f"{args.repository_prefix}-{args.image_name}:{tag}"
-            self.image_ref = pulumi.Output.from_input(str(props["tag"]))
         else:
-            reference = pulumi.Output.concat(args.registry.server, f"/{args.image_name}:{tag}")
-            props["tag"] = reference
+            props["tag"] = pulumi.Output.concat(args.registry.server, f"/{args.image_name}:{tag}")
             props["registry"] = {
                 "server": args.registry.server,
                 "username": args.registry.username,
                 "password": args.registry.password,
             }
-            self.image_ref = reference
         image = Image(f"{name}-image", props, opts=pulumi.ResourceOptions(parent=self))
+        # The resource's output, not the string: whatever runs the image waits for the build.
+        self.image_ref = image.tag
         self.image_id = image.image_id
         self.register_outputs({"image_ref": self.image_ref, "image_id": self.image_id})

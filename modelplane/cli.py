@@ -1,18 +1,38 @@
-"""The `modelplane` command line."""
+"""The `modelplane` command line: validate, preview, up, destroy, outputs, invoke."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import requests
+from pulumi import automation as auto
+
+from modelplane.automation import StackRef, open_stack, printer
 from modelplane.source import SpecError
 from modelplane.spec import load_stack
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_INVALID = 2
+SECRET = "[secret]"
+
+
+class CliError(Exception):
+    """A failure to report in one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _print_problems(error: SpecError) -> None:
+    for problem in error.problems:
+        print(problem, file=sys.stderr)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -21,8 +41,7 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             spec = load_stack(Path(file))
         except SpecError as error:
-            for problem in error.problems:
-                print(problem, file=sys.stderr)
+            _print_problems(error)
             status = EXIT_INVALID
             continue
         counts = ", ".join(
@@ -34,14 +53,172 @@ def _validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _ref(args: argparse.Namespace) -> StackRef:
+    ref = StackRef.from_args(args.stack, args.file)
+    if not ref.file.is_file():
+        raise CliError(f"{ref.file}: no such stack declaration", EXIT_INVALID)
+    return ref
+
+
+def _checked(args: argparse.Namespace) -> StackRef:
+    """The stack, with its declaration validated before the engine starts."""
+    ref = _ref(args)
+    ref.load()
+    return ref
+
+
+def _preview(args: argparse.Namespace) -> int:
+    stack = open_stack(_checked(args))
+    result = stack.preview(on_output=printer(), diff=args.diff)
+    changes = {op: n for op, n in result.change_summary.items() if op != "same" and n}
+    return EXIT_INVALID if changes and args.detailed_exitcode else EXIT_OK
+
+
+def _confirm(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise CliError("not a terminal: pass --yes to apply without a prompt")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _up(args: argparse.Namespace) -> int:
+    stack = open_stack(_checked(args))
+    if not args.yes:
+        stack.preview(on_output=printer())
+        if not _confirm("Apply these changes?", False):
+            print("nothing applied")
+            return EXIT_OK
+    result = stack.up(on_output=printer())
+    print(f"update {result.summary.result}: {_summary(result.summary.resource_changes)}")
+    return EXIT_OK
+
+
+def _destroy(args: argparse.Namespace) -> int:
+    ref = _ref(args)
+    stack = open_stack(ref)
+    if not _confirm(f"Destroy every resource of stack '{ref.name}'?", args.yes):
+        print("nothing destroyed")
+        return EXIT_OK
+    result = stack.destroy(on_output=printer())
+    print(f"destroy {result.summary.result}: {_summary(result.summary.resource_changes)}")
+    return EXIT_OK
+
+
+def _summary(changes: dict[str, int] | None) -> str:
+    return ", ".join(f"{n} {op}" for op, n in sorted((changes or {}).items())) or "no changes"
+
+
+def masked(outputs: dict[str, auto.OutputValue], show_secrets: bool) -> dict[str, Any]:
+    """Stack outputs as plain data, secret ones replaced by [secret] unless asked for."""
+    return {name: (SECRET if out.secret and not show_secrets else out.value) for name, out in outputs.items()}
+
+
+def _outputs(args: argparse.Namespace) -> int:
+    stack = open_stack(_ref(args), create=False)
+    values = masked(stack.outputs(), args.show_secrets)
+    print(json.dumps(values, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _read_data(data: str) -> Any:
+    text = Path(data[1:]).read_text(encoding="utf-8") if data.startswith("@") else data
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise CliError(f"--data is not JSON: {error}", EXIT_INVALID) from None
+
+
+def _sample_input(swagger_uri: str) -> Any:
+    """The example input that the entry script's input_schema put into the service's swagger."""
+    swagger = requests.get(swagger_uri, timeout=30).json()
+    example = swagger.get("definitions", {}).get("ServiceInput", {}).get("example")
+    if example is None:
+        raise CliError(f"{swagger_uri} has no input example (the entry script has no @input_schema)")
+    return example
+
+
+def call_endpoint(endpoint: dict[str, Any], key: str | None, payload: Any, timeout: float = 60) -> requests.Response:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return requests.post(endpoint["scoring_uri"], data=json.dumps(payload), headers=headers, timeout=timeout)
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    stack = open_stack(_ref(args), create=False)
+    outputs = stack.outputs()
+    endpoints: dict[str, Any] = outputs["endpoints"].value if "endpoints" in outputs else {}
+    keys: dict[str, Any] = outputs["endpoint_keys"].value if "endpoint_keys" in outputs else {}
+    names = sorted(endpoints) if args.all_samples else [args.endpoint]
+    if not names or names == [None]:
+        raise CliError("name an ENDPOINT or pass --all-samples", EXIT_INVALID)
+    status = EXIT_OK
+    for name in names:
+        if name not in endpoints:
+            raise CliError(f"no endpoint '{name}' in stack '{stack.name}'; it has: {', '.join(endpoints) or 'none'}")
+        endpoint = endpoints[name]
+        if args.data is not None:
+            payload = _read_data(args.data)
+        else:
+            payload = _sample_input(endpoint["swagger_uri"])
+        key = (keys.get(name) or {}).get("primary_key")
+        response = call_endpoint(endpoint, key, payload)
+        try:
+            answer: Any = response.json()
+        except ValueError:
+            answer = response.text
+        prefix = f"{name}: " if args.all_samples else ""
+        print(f"{prefix}{json.dumps(answer)}")
+        if response.status_code >= 300:
+            print(f"{name}: HTTP {response.status_code} from {endpoint['scoring_uri']}", file=sys.stderr)
+            status = EXIT_ERROR
+    return status
+
+
+def _add_stack_options(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--stack", metavar="NAME", help="stacks/NAME.yaml")
+    target.add_argument("--file", metavar="PATH", help="a stack declaration anywhere on disk")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelplane", description="Deploy machine-learning models as web services, declaratively."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     validate = commands.add_parser("validate", help="check stack declarations; exit 2 when invalid")
     validate.add_argument("files", nargs="+", metavar="FILE", help="stacks/<name>.yaml")
     validate.set_defaults(handler=_validate)
+
+    preview = commands.add_parser("preview", help="show what `up` would change")
+    _add_stack_options(preview)
+    preview.add_argument("--diff", action="store_true", help="show property-level differences")
+    preview.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
+    preview.set_defaults(handler=_preview)
+
+    up = commands.add_parser("up", help="deploy the stack")
+    _add_stack_options(up)
+    up.add_argument("--yes", action="store_true", help="apply without asking")
+    up.set_defaults(handler=_up)
+
+    destroy = commands.add_parser("destroy", help="remove everything the stack deployed")
+    _add_stack_options(destroy)
+    destroy.add_argument("--yes", action="store_true", help="destroy without asking")
+    destroy.set_defaults(handler=_destroy)
+
+    outputs = commands.add_parser("outputs", help="print the stack's outputs as JSON")
+    _add_stack_options(outputs)
+    outputs.add_argument("--show-secrets", action="store_true", help="print keys instead of [secret]")
+    outputs.set_defaults(handler=_outputs)
+
+    invoke = commands.add_parser("invoke", help="call an endpoint with its key and print the answer")
+    _add_stack_options(invoke)
+    invoke.add_argument("endpoint", nargs="?", metavar="ENDPOINT", help="endpoint name")
+    invoke.add_argument("--data", metavar="JSON|@FILE", help="request body (default: the swagger example)")
+    invoke.add_argument("--all-samples", action="store_true", help="call every endpoint with its swagger example")
+    invoke.set_defaults(handler=_invoke)
     return parser
 
 
@@ -49,6 +226,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
+    except SpecError as error:
+        _print_problems(error)
+        return EXIT_INVALID
+    except CliError as error:
+        print(f"modelplane: {error}", file=sys.stderr)
+        return error.code
+    except auto.StackNotFoundError:
+        print("modelplane: the stack has not been deployed yet (run `modelplane up`)", file=sys.stderr)
+        return EXIT_ERROR
+    except auto.CommandError as error:
+        # Pulumi already printed the details through on_output; say how it ended.
+        last = str(error).strip().splitlines()
+        print(f"modelplane: the engine reported a failure ({last[1].strip() if len(last) > 1 else 'see above'})",
+              file=sys.stderr)
+        return EXIT_ERROR
+    except requests.RequestException as error:
+        print(f"modelplane: request failed: {error}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_ERROR

@@ -31,6 +31,14 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def version_of(digest: str) -> str:
+    """A model version from a content digest: its first 12 hex digits read as an integer.
+
+    AML's model versions are integers, and the AML inference server and SDK parse them as such
+    (azureml-models/<name>/<version>), so the content-derived version is written in decimal."""
+    return str(int(digest[:12], 16))
+
+
 def model_version(path: Path) -> str:
-    """A model's version: the first 12 hex digits of its content digest."""
-    return content_digest(path)[:12]
+    """A model's version, derived from the bytes of its files."""
+    return version_of(content_digest(path))

@@ -47,9 +47,15 @@ def venv_bin() -> Path:
     return Path(sys.executable).parent
 
 
-def default_settings(project_root: Path = PROJECT_ROOT) -> EngineSettings:
-    """The local backend that scripts/bootstrap prepared in the project."""
-    state = project_root / ".modelplane"
+def state_root() -> Path:
+    """Modelplane's local state: `$MODELPLANE_STATE` (tests use their own), else `.modelplane`."""
+    configured = os.environ.get("MODELPLANE_STATE")
+    return Path(configured) if configured else PROJECT_ROOT / ".modelplane"
+
+
+def default_settings() -> EngineSettings:
+    """The local backend that scripts/bootstrap prepared (file backend, passphrase file)."""
+    state = state_root()
     return EngineSettings(state_dir=state / "state", passphrase_file=state / "passphrase")
 
 

@@ -20,7 +20,7 @@ from components.registered_model import AzureModelTarget, RegisteredModel, Regis
 from components.scoring_image import RegistryTarget, ScoringImage, ScoringImageArgs
 from components.workspace import Workspace, WorkspaceArgs
 from modelplane.dockerfile import ModelFiles
-from modelplane.engine import PROJECT_ROOT
+from modelplane.engine import PROJECT_ROOT, state_root
 from modelplane.source import SpecError
 from modelplane.spec import AciEndpointSpec, AksEndpointSpec, LocalEndpointSpec, StackSpec, load_stack
 
@@ -29,7 +29,7 @@ from modelplane.spec import AciEndpointSpec, AksEndpointSpec, LocalEndpointSpec,
 class ProgramOptions:
     """Where the program keeps local artefacts, and test hooks."""
 
-    state_dir: Path = PROJECT_ROOT / ".modelplane"
+    state_dir: Path = field(default_factory=state_root)
     """Local model store and image build contexts live under here."""
     iot_hub_endpoint: str | None = None
     """IoT Hub data-plane base URL override (a local double in tests)."""
