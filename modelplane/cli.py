@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +105,14 @@ def _destroy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _summary(changes: dict[str, int] | None) -> str:
-    return ", ".join(f"{n} {op}" for op, n in sorted((changes or {}).items())) or "no changes"
+def _summary(changes: Mapping[Any, int] | None) -> str:
+    return (
+        ", ".join(f"{n} {op}" for op, n in sorted((changes or {}).items(), key=lambda item: str(item[0])))
+        or "no changes"
+    )
 
 
-def masked(outputs: dict[str, auto.OutputValue], show_secrets: bool) -> dict[str, Any]:
+def masked(outputs: Mapping[str, auto.OutputValue], show_secrets: bool) -> dict[str, Any]:
     """Stack outputs as plain data, secret ones replaced by [secret] unless asked for."""
     return {name: (SECRET if out.secret and not show_secrets else out.value) for name, out in outputs.items()}
 
@@ -158,10 +161,7 @@ def _invoke(args: argparse.Namespace) -> int:
         if name not in endpoints:
             raise CliError(f"no endpoint '{name}' in stack '{stack.name}'; it has: {', '.join(endpoints) or 'none'}")
         endpoint = endpoints[name]
-        if args.data is not None:
-            payload = _read_data(args.data)
-        else:
-            payload = _sample_input(endpoint["swagger_uri"])
+        payload = _read_data(args.data) if args.data is not None else _sample_input(endpoint["swagger_uri"])
         key = (keys.get(name) or {}).get("primary_key")
         response = call_endpoint(endpoint, key, payload)
         try:
@@ -238,8 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except auto.CommandError as error:
         # Pulumi already printed the details through on_output; say how it ended.
         last = str(error).strip().splitlines()
-        print(f"modelplane: the engine reported a failure ({last[1].strip() if len(last) > 1 else 'see above'})",
-              file=sys.stderr)
+        print(
+            f"modelplane: the engine reported a failure ({last[1].strip() if len(last) > 1 else 'see above'})",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except requests.RequestException as error:
         print(f"modelplane: request failed: {error}", file=sys.stderr)
