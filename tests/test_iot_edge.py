@@ -74,7 +74,7 @@ def hub() -> Iterator[HubDouble]:
         def _body(self) -> Any:
             return json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
 
-        def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+        def do_PUT(self) -> None:
             route = self._route()
             if route is None:
                 return
@@ -83,7 +83,7 @@ def hub() -> Iterator[HubDouble]:
             state.configurations[parts[1]] = body
             self._reply(200, body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             route = self._route()
             if route is None:
                 return
@@ -91,7 +91,7 @@ def hub() -> Iterator[HubDouble]:
             found = state.configurations.get(parts[1])
             self._reply(200, found) if found else self._reply(404, {"Message": "ConfigurationNotFound"})
 
-        def do_DELETE(self) -> None:  # noqa: N802
+        def do_DELETE(self) -> None:
             route = self._route()
             if route is None:
                 return
@@ -102,7 +102,7 @@ def hub() -> Iterator[HubDouble]:
             removed = state.configurations.pop(parts[1], None)
             self._reply(204) if removed else self._reply(404, {"Message": "ConfigurationNotFound"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             route = self._route()
             if route is None:
                 return
@@ -176,5 +176,5 @@ def test_single_device_gets_the_content_applied(hub: HubDouble) -> None:
 def test_a_refused_request_says_what_and_why(hub: HubDouble) -> None:
     provider = EdgeDeploymentProvider()
     wrong_key = props(hub, target_condition="tags.x='1'", shared_access_key=base64.b64encode(b"nope").decode())
-    with pytest.raises(RuntimeError, match="IoT Hub refused to create deployment .*HTTP 401"):
+    with pytest.raises(RuntimeError, match=r"IoT Hub refused to create deployment .*HTTP 401"):
         provider.create(wrong_key)
