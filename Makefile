@@ -19,4 +19,4 @@ test: bootstrap
 lint: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy modelplane components __main__.py
+	$(VENV)/mypy modelplane components policies __main__.py

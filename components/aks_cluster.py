@@ -146,6 +146,11 @@ class AksCluster(pulumi.ComponentResource):
                 resource_group_name=args.azure.resource_group_name, resource_name=cluster.name
             )
             kubeconfig = pulumi.Output.secret(credentials.apply(_first_kubeconfig))
+        compute_tags: dict[str, pulumi.Input[str]] = dict(args.tags)
+        if attach is not None:
+            # What the policy pack checks for attached clusters.
+            compute_tags["modelplane-attached"] = "true"
+            compute_tags["modelplane-kubernetes-version"] = self.kubernetes_version
         if args.azure is not None and cluster_id is not None:
             # Register with the workspace, as AML's AksCompute did: this is where the purpose lives.
             machinelearningservices.Compute(
@@ -165,7 +170,7 @@ class AksCluster(pulumi.ComponentResource):
                         load_balancer_type=spec.load_balancer_type,
                     ),
                 ),
-                tags=args.tags,
+                tags=compute_tags,
                 opts=child,
             )
         self.kubeconfig = kubeconfig

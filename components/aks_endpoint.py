@@ -34,6 +34,8 @@ class AksEndpointArgs:
     """Kubernetes Service type (ClusterIP on clusters without a cloud load balancer)."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra labels on every object."""
+    environment: str | None = None
+    """The stack's `environment` tag, as label modelplane.io/environment (the policy pack reads it)."""
 
 
 def check_aks_args(args: AksEndpointArgs) -> None:
@@ -105,6 +107,7 @@ class AksEndpoint(pulumi.ComponentResource):
         labels = {
             "app.kubernetes.io/name": args.endpoint_name,
             "app.kubernetes.io/managed-by": "modelplane",
+            **({"modelplane.io/environment": args.environment} if args.environment else {}),
             **args.labels,
         }
         metadata: dict[str, object] = {"name": args.endpoint_name, "namespace": spec.namespace, "labels": labels}

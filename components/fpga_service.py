@@ -74,7 +74,7 @@ class FpgaService(pulumi.ComponentResource):
             os_type=containerservice.OSType.LINUX,
             node_labels={"modelplane/accelerator": "fpga"},
             node_taints=["modelplane/accelerator=fpga:NoSchedule"],
-            tags=args.tags,
+            tags={**args.tags, "modelplane-fpga-location": spec.location},
             opts=child,
         )
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[pool])

@@ -85,7 +85,14 @@ class ScoringImage(pulumi.ComponentResource):
         props: dict[str, object] = {
             "context": str(context),
             "dockerfile": "Dockerfile",
-            "labels": {"modelplane.image": args.image_name},
+            "labels": {
+                "modelplane.image": args.image_name,
+                **(
+                    {"modelplane.gpu": "true", "modelplane.cuda": args.spec.cuda_version or ""}
+                    if args.spec.enable_gpu
+                    else {}
+                ),
+            },
         }
         if args.registry is None:
             props["tag"] = f"{args.repository_prefix}-{args.image_name}:{tag}"

@@ -1,4 +1,4 @@
-"""The `modelplane` command line: validate, preview, up, destroy, outputs, invoke."""
+"""The `modelplane` command line: validate, plan, preview, up, destroy, outputs, invoke."""
 
 from __future__ import annotations
 
@@ -176,6 +176,37 @@ def _invoke(args: argparse.Namespace) -> int:
     return status
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from modelplane import plan as planning
+
+    ref = _ref(args)
+    spec = ref.load()
+    config_file = Path(args.policy_config) if args.policy_config else planning.config_file_for(ref.name)
+    if args.offline or args.against:
+        result = planning.offline_plan(spec, ref.name, config_file)
+        if args.against:
+            try:
+                baseline = planning.load_baseline(args.against, ref.file, ref.name, config_file)
+            except (ValueError, SpecError) as error:
+                raise CliError(f"--against {args.against}: {error}") from None
+            result = planning.compare(baseline, result)
+    else:
+        progress = printer(sys.stderr) if args.format != "text" or args.out else None
+        result = planning.online_plan(open_stack(ref), config_file, progress)
+    text = planning.render(result, args.format)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"plan written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    if result.mandatory_violations:
+        print(f"modelplane: {len(result.mandatory_violations)} mandatory policy violation(s)", file=sys.stderr)
+        return EXIT_ERROR
+    if args.detailed_exitcode and result.has_changes:
+        return EXIT_INVALID
+    return EXIT_OK
+
+
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--stack", metavar="NAME", help="stacks/NAME.yaml")
@@ -197,6 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--diff", action="store_true", help="show property-level differences")
     preview.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
     preview.set_defaults(handler=_preview)
+
+    plan = commands.add_parser("plan", help="preview + policy verdicts, as text, Markdown or JSON")
+    _add_stack_options(plan)
+    plan.add_argument("--offline", action="store_true", help="no engine, no credentials: the program under mocks")
+    plan.add_argument("--against", metavar="REF", help="compare with a git ref or a saved JSON plan (offline)")
+    plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    plan.add_argument("--out", metavar="FILE", help="write the plan here instead of stdout")
+    plan.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
+    plan.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
+    plan.set_defaults(handler=_plan)
 
     up = commands.add_parser("up", help="deploy the stack")
     _add_stack_options(up)

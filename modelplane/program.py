@@ -146,6 +146,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                     cluster=out.clusters[endpoint.cluster],
                     registry=registry,
                     service_type=options.service_type,
+                    environment=spec.tags.get("environment"),
                 ),
             )
 

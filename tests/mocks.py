@@ -1,158 +1,19 @@
-"""Pulumi mocks at the provider boundary: Azure (and Kubernetes on AKS) answer as their providers would.
-
-Every registration is recorded with its inputs (camelCase, as the engine passes them), so that tests
-assert on what the program asked the cloud for — never on values these mocks made up.
-"""
+"""Test helpers over modelplane.offline: run a declared stack under mocks and look at the results."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import rpc
 
+from modelplane.offline import REGISTRY_PASSWORD, RecordingMocks, is_secret, plain
 from modelplane.program import ProgramOptions, StackOutputs, build_stack, export
 from modelplane.spec import StackSpec
 
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: aks, cluster: {server: "https://aks.example.invalid:443"}}]
-users: [{name: user, user: {token: mock-token}}]
-contexts: [{name: aks, context: {cluster: aks, user: user}}]
-current-context: aks
-"""
-REGISTRY_PASSWORD = "mock-registry-password"
-IOT_HUB_KEY = base64.b64encode(b"mock-iot-hub-key").decode()
-
-# The property that carries an azure-native resource's name, by type.
-NAME_PROPERTIES = {
-    "azure-native:resources:ResourceGroup": "resourceGroupName",
-    "azure-native:storage:StorageAccount": "accountName",
-    "azure-native:storage:BlobContainer": "containerName",
-    "azure-native:keyvault:Vault": "vaultName",
-    "azure-native:containerregistry:Registry": "registryName",
-    "azure-native:applicationinsights:Component": "resourceName",
-    "azure-native:machinelearningservices:Workspace": "workspaceName",
-    "azure-native:machinelearningservices:ModelContainer": "name",
-    "azure-native:machinelearningservices:Compute": "computeName",
-    "azure-native:containerinstance:ContainerGroup": "containerGroupName",
-    "azure-native:containerservice:ManagedCluster": "resourceName",
-    "azure-native:containerservice:AgentPool": "agentPoolName",
-    "azure-native:iothub:IotHubResource": "resourceName",
-}
-
-
-def is_secret(value: Any) -> bool:
-    """Whether a recorded input arrived wrapped as a secret."""
-    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
-
-
-def plain(value: Any) -> Any:
-    """A recorded input with every secret wrapper removed."""
-    if is_secret(value):
-        return plain(value["value"])
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
-@dataclass(frozen=True)
-class Registered:
-    typ: str
-    name: str
-    inputs: dict[str, Any]
-    """The inputs with secret wrappers removed."""
-    raw: dict[str, Any]
-    """The inputs as recorded: secrets wrapped (see is_secret)."""
-    provider: str
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.resources: list[Registered] = []
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        inputs = plain(dict(args.inputs))
-        self.resources.append(Registered(args.typ, args.name, inputs, dict(args.inputs), args.provider or ""))
-        outputs = dict(inputs)
-        name_key = NAME_PROPERTIES.get(args.typ)
-        if name_key is not None:
-            outputs["name"] = inputs.get(name_key) or args.name
-        if args.typ == "azure-native:containerinstance:ContainerGroup":
-            label = inputs.get("ipAddress", {}).get("dnsNameLabel") or "generated"
-            outputs["ipAddress"] = {**inputs.get("ipAddress", {}), "fqdn": f"{label}.westeurope.azurecontainer.io"}
-        if args.typ == "azure-native:containerservice:ManagedCluster":
-            outputs["currentKubernetesVersion"] = inputs.get("kubernetesVersion") or "1.33.2"
-        if args.typ == "kubernetes:core/v1:Service":
-            outputs["status"] = {"loadBalancer": {"ingress": [{"ip": "20.0.0.10"}]}}
-            outputs["spec"] = {**inputs.get("spec", {}), "clusterIP": "10.0.0.10"}
-        if args.typ == "pulumi-python:dynamic:Resource":
-            if "rotation" in inputs:
-                # What the keys provider would return: random values the test never asserts on.
-                outputs["primary_key"] = f"generated-primary-{args.name}"
-                outputs["secondary_key"] = f"generated-secondary-{args.name}"
-            if "context" in inputs:
-                outputs["image_id"] = "sha256:" + "0" * 64
-            if "restart" in inputs:
-                outputs["container_id"] = "c" * 64
-            if "content" in inputs:
-                outputs["deployment_id"] = f"{inputs.get('name')}-deployment"
-            if "store" in inputs:
-                outputs["path"] = f"{inputs['store']}/{inputs['name']}/{inputs['version']}"
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        self.calls.append((args.token, dict(args.args)))
-        token = args.token
-        if token == "azure-native:authorization:getClientConfig":
-            return {
-                "tenantId": "00000000-0000-0000-0000-000000000001",
-                "subscriptionId": "sub-1",
-                "clientId": "client",
-                "objectId": "object",
-            }
-        if token == "azure-native:containerregistry:listRegistryCredentials":
-            return {
-                "username": args.args.get("registryName"),
-                "passwords": [{"name": "password", "value": REGISTRY_PASSWORD}],
-            }
-        if token == "azure-native:containerservice:listManagedClusterUserCredentials":
-            return {"kubeconfigs": [{"name": "clusterUser", "value": base64.b64encode(KUBECONFIG.encode()).decode()}]}
-        if token == "azure-native:containerservice:getManagedCluster":
-            name = args.args.get("resourceName")
-            return {
-                "id": f"/subscriptions/sub-1/resourceGroups/x/providers/Microsoft.ContainerService/"
-                f"managedClusters/{name}",
-                "kubernetesVersion": "1.31.1",
-                "name": name,
-            }
-        if token == "azure-native:iothub:listIotHubResourceKeys":
-            return {"value": [{"keyName": "iothubowner", "primaryKey": IOT_HUB_KEY, "rights": "RegistryWrite"}]}
-        if token == "azure-native:machinelearningservices:getWorkspace":
-            group = args.args.get("resourceGroupName")
-            prefix = f"/subscriptions/sub-1/resourceGroups/{group}/providers"
-            return {
-                "name": args.args.get("workspaceName"),
-                "location": "eastus",
-                "storageAccount": f"{prefix}/Microsoft.Storage/storageAccounts/existingstorage",
-                "containerRegistry": f"{prefix}/Microsoft.ContainerRegistry/registries/existingacr",
-            }
-        raise NotImplementedError(f"no mock for {token}")
-
-    def of_type(self, typ: str) -> list[Registered]:
-        return [r for r in self.resources if r.typ == typ]
-
-    def one(self, typ: str, name: str | None = None) -> Registered:
-        found = [r for r in self.of_type(typ) if name is None or r.name == name]
-        assert len(found) == 1, f"expected one {typ} {name or ''}, found {[r.name for r in found]}"
-        return found[0]
+__all__ = ["REGISTRY_PASSWORD", "MockRun", "RecordingMocks", "is_secret", "plain", "run_under_mocks"]
 
 
 @dataclass

@@ -1,0 +1,73 @@
+"""Endpoint authentication: keys required, and keys only ever as secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from policies.rules import (
+    Resource,
+    Rule,
+    RuleConfig,
+    env_names,
+    is_local_container,
+    is_modelplane_deployment,
+    pod_containers,
+)
+
+ACI = "azure-native:containerinstance:ContainerGroup"
+KEY_VARIABLES = ("MODELPLANE_PRIMARY_KEY", "MODELPLANE_SECONDARY_KEY")
+
+
+def _has_keys(names: Mapping[str, object]) -> bool:
+    return all(variable in names for variable in KEY_VARIABLES)
+
+
+def endpoint_auth(resource: Resource, _config: RuleConfig) -> list[str]:
+    if resource.type == ACI:
+        for container in resource.props.get("containers") or []:
+            if not _has_keys(env_names(container)):
+                return [f"Enable auth on ACI endpoint {resource.props.get('containerGroupName')}: it takes no key."]
+    if is_modelplane_deployment(resource):
+        for container in pod_containers(resource):
+            if not _has_keys(env_names(container, kubernetes=True)):
+                name = resource.labels().get("app.kubernetes.io/name", resource.name)
+                return [f"Enable auth on AKS endpoint {name}: it takes no key."]
+    return []
+
+
+def local_endpoint_auth(resource: Resource, _config: RuleConfig) -> list[str]:
+    if not is_local_container(resource):
+        return []
+    env = resource.props.get("env") or {}
+    if not all(variable in env for variable in KEY_VARIABLES):
+        return [f"Enable auth on local endpoint {resource.props['labels']['modelplane.endpoint']}: it takes no key."]
+    return []
+
+
+def keys_as_secrets(resource: Resource, _config: RuleConfig) -> list[str]:
+    problems = []
+    if resource.type == ACI:
+        for container in resource.props.get("containers") or []:
+            for variable, item in env_names(container).items():
+                if variable in KEY_VARIABLES and "value" in item:
+                    problems.append(
+                        f"Pass {variable} of ACI endpoint {resource.props.get('containerGroupName')} as a secureValue."
+                    )
+    if is_modelplane_deployment(resource):
+        for container in pod_containers(resource):
+            for variable, item in env_names(container, kubernetes=True).items():
+                if variable in KEY_VARIABLES and "valueFrom" not in item:
+                    problems.append(f"Read {variable} of AKS endpoint {resource.name} from a Kubernetes Secret.")
+    return problems
+
+
+RULES = [
+    Rule("endpoint-auth", "Every non-local endpoint requires a key.", "mandatory", check=endpoint_auth),
+    Rule("local-endpoint-auth", "Local endpoints should require a key too.", "advisory", check=local_endpoint_auth),
+    Rule(
+        "keys-as-secrets",
+        "Keys reach containers only as secure values or Kubernetes Secrets.",
+        "mandatory",
+        check=keys_as_secrets,
+    ),
+]

@@ -1,0 +1,90 @@
+"""What every rule family shares: the view of a resource, the rule record and the pack's config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Level = Literal["advisory", "mandatory", "disabled"]
+PRODUCTION_VALUES = ("prod", "production")
+ENVIRONMENT_LABEL = "modelplane.io/environment"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource as the engine shows it to a policy: type token, name and camelCase inputs."""
+
+    type: str
+    name: str
+    props: Mapping[str, Any]
+
+    def tags(self) -> Mapping[str, str]:
+        tags = self.props.get("tags")
+        return tags if isinstance(tags, Mapping) else {}
+
+    def labels(self) -> Mapping[str, str]:
+        metadata = self.props.get("metadata")
+        labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+        return labels if isinstance(labels, Mapping) else {}
+
+    @property
+    def production(self) -> bool:
+        """Tagged (Azure) or labelled (Kubernetes) as part of a production stack."""
+        environment = self.tags().get("environment") or self.labels().get(ENVIRONMENT_LABEL) or ""
+        return str(environment).lower() in PRODUCTION_VALUES
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """Per-rule settings from policies/config/<stack>.json (beyond the enforcement level)."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any) -> Any:
+        return self.values.get(key, default)
+
+
+ResourceCheck = Callable[[Resource, RuleConfig], list[str]]
+StackCheck = Callable[[Sequence[Resource], RuleConfig], list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One policy. `check` returns violation messages for one resource; `stack_check` returns
+    (resource name, message) pairs for rules that need to see the whole stack."""
+
+    id: str
+    description: str
+    level: Level
+    check: ResourceCheck | None = None
+    stack_check: StackCheck | None = None
+    config_schema: Mapping[str, Any] = field(default_factory=dict)
+
+
+def env_names(container: Mapping[str, Any], kubernetes: bool = False) -> dict[str, Mapping[str, Any]]:
+    """A container's environment variables by name (ACI: environmentVariables; Kubernetes: env)."""
+    items = container.get("env" if kubernetes else "environmentVariables") or []
+    return {str(item.get("name")): item for item in items if isinstance(item, Mapping)}
+
+
+def is_modelplane_deployment(resource: Resource) -> bool:
+    return resource.type == "kubernetes:apps/v1:Deployment" and (
+        resource.labels().get("app.kubernetes.io/managed-by") == "modelplane"
+    )
+
+
+def pod_containers(resource: Resource) -> list[Mapping[str, Any]]:
+    spec = resource.props.get("spec") or {}
+    template = spec.get("template") or {}
+    return list((template.get("spec") or {}).get("containers") or [])
+
+
+def is_local_container(resource: Resource) -> bool:
+    labels = resource.props.get("labels")
+    return (
+        resource.type == "pulumi-python:dynamic:Resource"
+        and isinstance(labels, Mapping)
+        and "modelplane.endpoint" in labels
+        and "restart" in resource.props
+    )
