@@ -69,6 +69,8 @@ class LocalEndpoint(pulumi.ComponentResource):
             "labels": {
                 "modelplane.stack": args.stack_name,
                 "modelplane.endpoint": args.endpoint_name,
+                # Known during preview (the keys are not), so the policy pack reads auth from here.
+                "modelplane.auth": "key" if args.spec.auth_enabled else "none",
                 **args.labels,
             },
             "restart": "unless-stopped",

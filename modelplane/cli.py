@@ -67,9 +67,18 @@ def _checked(args: argparse.Namespace) -> StackRef:
     return ref
 
 
+def _policy_options(args: argparse.Namespace, ref: StackRef) -> dict[str, Any]:
+    """The policy pack, with the stack's config: every preview and update is checked."""
+    from modelplane.plan import POLICY_DIR, config_file_for
+
+    config = Path(args.policy_config) if args.policy_config else config_file_for(ref.name)
+    return {"policy_packs": [str(POLICY_DIR)], "policy_pack_configs": [str(config)] if config else None}
+
+
 def _preview(args: argparse.Namespace) -> int:
-    stack = open_stack(_checked(args))
-    result = stack.preview(on_output=printer(), diff=args.diff)
+    ref = _checked(args)
+    stack = open_stack(ref)
+    result = stack.preview(on_output=printer(), diff=args.diff, **_policy_options(args, ref))
     changes = {op: n for op, n in result.change_summary.items() if op != "same" and n}
     return EXIT_INVALID if changes and args.detailed_exitcode else EXIT_OK
 
@@ -83,13 +92,22 @@ def _confirm(question: str, assume_yes: bool) -> bool:
 
 
 def _up(args: argparse.Namespace) -> int:
-    stack = open_stack(_checked(args))
-    if not args.yes:
-        stack.preview(on_output=printer())
-        if not _confirm("Apply these changes?", False):
-            print("nothing applied")
-            return EXIT_OK
-    result = stack.up(on_output=printer())
+    ref = _checked(args)
+    stack = open_stack(ref)
+    policies = _policy_options(args, ref)
+    # Preview first, with the policy pack: a mandatory violation stops everything, rather than
+    # the engine stopping midway with part of the stack applied.
+    from modelplane.plan import online_plan, render_text
+
+    config = Path(policies["policy_pack_configs"][0]) if policies["policy_pack_configs"] else None
+    verdict = online_plan(stack, config, printer() if not args.yes else None)
+    if verdict.mandatory_violations:
+        sys.stdout.write(render_text(verdict))
+        raise CliError(f"{len(verdict.mandatory_violations)} mandatory policy violation(s): nothing was applied")
+    if not args.yes and not _confirm("Apply these changes?", False):
+        print("nothing applied")
+        return EXIT_OK
+    result = stack.up(on_output=printer(), **policies)
     print(f"update {result.summary.result}: {_summary(result.summary.resource_changes)}")
     return EXIT_OK
 
@@ -227,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_options(preview)
     preview.add_argument("--diff", action="store_true", help="show property-level differences")
     preview.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
+    preview.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
     preview.set_defaults(handler=_preview)
 
     plan = commands.add_parser("plan", help="preview + policy verdicts, as text, Markdown or JSON")
@@ -242,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="deploy the stack")
     _add_stack_options(up)
     up.add_argument("--yes", action="store_true", help="apply without asking")
+    up.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
     up.set_defaults(handler=_up)
 
     destroy = commands.add_parser("destroy", help="remove everything the stack deployed")
@@ -276,13 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except auto.StackNotFoundError:
         print("modelplane: the stack has not been deployed yet (run `modelplane up`)", file=sys.stderr)
         return EXIT_ERROR
-    except auto.CommandError as error:
-        # Pulumi already printed the details through on_output; say how it ended.
-        last = str(error).strip().splitlines()
-        print(
-            f"modelplane: the engine reported a failure ({last[1].strip() if len(last) > 1 else 'see above'})",
-            file=sys.stderr,
-        )
+    except auto.CommandError:
+        # Pulumi already printed the details through on_output.
+        print("modelplane: the engine reported a failure; its output above says where", file=sys.stderr)
         return EXIT_ERROR
     except requests.RequestException as error:
         print(f"modelplane: request failed: {error}", file=sys.stderr)

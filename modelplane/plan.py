@@ -326,9 +326,19 @@ def _single(values: dict[str, Any], path: str) -> Any:
     return {k[len(path) :].lstrip("."): v for k, v in values.items()}
 
 
-OP_NAMES = {"create": "create", "update": "update", "replace": "replace", "create-replacement": "replace",
-            "delete-replaced": None, "delete": "delete", "same": "same", "read": "same", "refresh": "same",
-            "discard": "delete", "import": "create"}
+OP_NAMES = {
+    "create": "create",
+    "update": "update",
+    "replace": "replace",
+    "create-replacement": "replace",
+    "delete-replaced": None,
+    "delete": "delete",
+    "same": "same",
+    "read": "same",
+    "refresh": "same",
+    "discard": "delete",
+    "import": "create",
+}
 
 
 def online_plan(stack: auto.Stack, config_file: Path | None, progress: Callable[[str], None] | None = None) -> Plan:
@@ -377,7 +387,9 @@ def _value(value: Any) -> str:
 
 def render_text(plan: Plan) -> str:
     lines = [f"Plan for stack {plan.stack} ({plan.mode}{', against ' + plan.against if plan.against else ''})"]
-    lines.append("  " + ", ".join(f"{n} to {op}" if op != "same" else f"{n} unchanged" for op, n in plan.counts.items() if n))
+    lines.append(
+        "  " + ", ".join(f"{n} to {op}" if op != "same" else f"{n} unchanged" for op, n in plan.counts.items() if n)
+    )
     for resource in plan.resources:
         if resource.op == "same":
             continue
@@ -402,7 +414,9 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
         head += [f"Compared with `{plan.against}`.", ""]
     head += ["| create | update | replace | delete | unchanged |", "| ---: | ---: | ---: | ---: | ---: |"]
     counts = plan.counts
-    head.append(f"| {counts['create']} | {counts['update']} | {counts['replace']} | {counts['delete']} | {counts['same']} |")
+    head.append(
+        f"| {counts['create']} | {counts['update']} | {counts['replace']} | {counts['delete']} | {counts['same']} |"
+    )
     head.append("")
     mandatory = len(plan.mandatory_violations)
     head.append(
@@ -421,7 +435,10 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     for resource in plan.resources:
         if resource.op == "same":
             continue
-        body = [f"<details><summary><code>{resource.op}</code> {resource.type} <code>{resource.name}</code></summary>", ""]
+        body = [
+            f"<details><summary><code>{resource.op}</code> {resource.type} <code>{resource.name}</code></summary>",
+            "",
+        ]
         body += [f"- `{c.path}`: `{_value(c.old)}` → `{_value(c.new)}`" for c in resource.changes]
         body += ["", "</details>", ""]
         detail_parts.append("\n".join(body) + "\n")
@@ -431,7 +448,9 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     used = 0
     for index, part in enumerate(detail_parts):
         if used + len(part) > budget:
-            kept.append(f"\n_… {len(detail_parts) - index} more entries not shown (the plan exceeds {limit:,} characters)._\n")
+            kept.append(
+                f"\n_… {len(detail_parts) - index} more entries not shown (the plan exceeds {limit:,} characters)._\n"
+            )
             break
         kept.append(part)
         used += len(part)

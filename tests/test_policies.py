@@ -1,0 +1,249 @@
+"""Every rule: a compliant baseline (what the program really sends, recorded under mocks) passes;
+changing one field fails with the expected message. No engine."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelplane.offline import plain
+from modelplane.plan import evaluate, record
+from modelplane.spec import load_stack
+from policies import ALL_RULES, RULES_BY_ID
+from policies.rules import Resource, RuleConfig
+
+STACKS = Path(__file__).resolve().parent.parent / "stacks"
+
+
+@cache
+def baseline(stack: str) -> tuple[Resource, ...]:
+    mocks = record(load_stack(STACKS / f"{stack}.yaml"), stack)
+    return tuple(Resource(r.typ, r.name, plain(r.raw)) for r in mocks.resources)
+
+
+def find(stack: str, name: str) -> Resource:
+    return next(r for r in baseline(stack) if r.name == name)
+
+
+def violations(rule_id: str, resource: Resource, config: dict[str, Any] | None = None) -> list[str]:
+    rule = RULES_BY_ID[rule_id]
+    assert rule.check is not None
+    return rule.check(resource, RuleConfig(config or {}))
+
+
+def edited(resource: Resource, change: Callable[[dict[str, Any]], None]) -> Resource:
+    props = copy.deepcopy(dict(resource.props))
+    change(props)
+    return Resource(resource.type, resource.name, props)
+
+
+@pytest.mark.parametrize("stack", ["local", "dev", "prod"])
+def test_shipped_stacks_are_compliant(stack: str) -> None:
+    config = STACKS.parent / "policies" / "config" / f"{stack}.json"
+    assert evaluate(baseline(stack), config if config.exists() else None) == []
+
+
+def test_every_rule_has_a_test_below() -> None:
+    tests_below = Path(__file__).read_text().split("# --- sizing")[-1]
+    untested = [rule.id for rule in ALL_RULES if f'"{rule.id}"' not in tests_below]
+    assert untested == []
+
+
+# --- sizing ---------------------------------------------------------------------------------------
+
+COMPUTE = "cluster-prod-aks-compute"
+
+
+def test_fast_prod_needs_twelve_vcpus() -> None:
+    compute = find("prod", COMPUTE)
+    assert violations("aks-fast-prod-capacity", compute) == []
+    smaller = edited(compute, lambda p: p["properties"]["properties"].update(agentCount=2))
+    assert violations("aks-fast-prod-capacity", smaller) == [
+        "Give FAST_PROD cluster prod-aks at least 12 vCPUs: 2 x Standard_D3_v2 (4 vCPUs) = 8."
+    ]
+
+
+def test_unknown_vm_size_is_reported_not_guessed() -> None:
+    compute = edited(find("prod", COMPUTE), lambda p: p["properties"]["properties"].update(agentVmSize="Standard_X9"))
+    assert violations("aks-fast-prod-capacity", compute) == [
+        "Give cluster prod-aks a known VM size: Standard_X9 is not in the vCPU table."
+    ]
+
+
+def test_dev_test_node_needs_two_vcpus() -> None:
+    def dev_test(props: dict[str, Any]) -> None:
+        props["properties"]["properties"].update(clusterPurpose="DevTest", agentCount=1)
+
+    compute = edited(find("prod", COMPUTE), dev_test)
+    assert violations("aks-dev-test-node-size", compute) == []
+    tiny = edited(compute, lambda p: p["properties"]["properties"].update(agentVmSize="Standard_B1s"))
+    assert violations("aks-dev-test-node-size", tiny) == ["Give cluster prod-aks a known VM size: Standard_B1s is not in the vCPU table."]
+    one_core = edited(compute, lambda p: p["properties"]["properties"].update(agentVmSize="Standard_D2_v2"))
+    assert violations("aks-dev-test-node-size", one_core) == []
+
+
+def test_attached_cluster_must_run_a_supported_kubernetes() -> None:
+    def attached(version: str) -> Callable[[dict[str, Any]], None]:
+        def change(props: dict[str, Any]) -> None:
+            props["tags"].update({"modelplane-attached": "true", "modelplane-kubernetes-version": version})
+
+        return change
+
+    good = edited(find("prod", COMPUTE), attached("1.33.2"))
+    assert violations("aks-attached-version", good) == []
+    old = edited(find("prod", COMPUTE), attached("1.27.9"))
+    assert violations("aks-attached-version", old) == [
+        "Attach cluster prod-aks only when it runs a supported Kubernetes (1.30, 1.31, 1.32, 1.33, 1.34); "
+        "it reports '1.27.9'."
+    ]
+    assert violations("aks-attached-version", old, {"supportedVersions": ["1.27"]}) == []
+
+
+# --- auth -----------------------------------------------------------------------------------------
+
+
+def _drop_keys(props: dict[str, Any], key: str) -> None:
+    for container in props.get("containers") or props["spec"]["template"]["spec"]["containers"]:
+        container[key] = [e for e in container[key] if not e["name"].startswith("MODELPLANE_") or e["name"].endswith("PORT")]
+
+
+def test_aci_endpoint_needs_keys() -> None:
+    group = find("dev", "endpoint-regression-aci-aci")
+    assert violations("endpoint-auth", group) == []
+    open_group = edited(group, lambda p: _drop_keys(p, "environmentVariables"))
+    assert violations("endpoint-auth", open_group) == ["Enable auth on ACI endpoint regression-aci: it takes no key."]
+
+
+def test_aks_endpoint_needs_keys() -> None:
+    deployment = find("prod", "endpoint-regression-deployment")
+    assert violations("endpoint-auth", deployment) == []
+    open_deployment = edited(deployment, lambda p: _drop_keys(p, "env"))
+    assert violations("endpoint-auth", open_deployment) == ["Enable auth on AKS endpoint regression: it takes no key."]
+
+
+def test_local_endpoint_auth() -> None:
+    container = find("local", "endpoint-regression-container")
+    assert violations("local-endpoint-auth", container) == []
+    off = edited(container, lambda p: p["labels"].update({"modelplane.auth": "none"}))
+    assert violations("local-endpoint-auth", off) == ["Enable auth on local endpoint regression: it takes no key."]
+
+
+def test_keys_only_as_secrets() -> None:
+    group = find("dev", "endpoint-regression-aci-aci")
+    assert violations("keys-as-secrets", group) == []
+
+    def plain_value(props: dict[str, Any]) -> None:
+        for item in props["containers"][0]["environmentVariables"]:
+            if item["name"] == "MODELPLANE_PRIMARY_KEY":
+                item["value"] = item.pop("secureValue")
+
+    assert violations("keys-as-secrets", edited(group, plain_value)) == [
+        "Pass MODELPLANE_PRIMARY_KEY of ACI endpoint regression-aci as a secureValue."
+    ]
+    deployment = find("prod", "endpoint-digits-deployment")
+    assert violations("keys-as-secrets", deployment) == []
+
+    def inline(props: dict[str, Any]) -> None:
+        for item in props["spec"]["template"]["spec"]["containers"][0]["env"]:
+            if item["name"] == "MODELPLANE_SECONDARY_KEY":
+                item.pop("valueFrom")
+                item["value"] = "inline"
+
+    assert violations("keys-as-secrets", edited(deployment, inline)) == [
+        "Read MODELPLANE_SECONDARY_KEY of AKS endpoint endpoint-digits-deployment from a Kubernetes Secret."
+    ]
+
+
+# --- production -----------------------------------------------------------------------------------
+
+
+def test_no_aci_in_production() -> None:
+    group = find("dev", "endpoint-regression-aci-aci")
+    assert violations("no-aci-in-production", group) == []
+    in_production = edited(group, lambda p: p["tags"].update(environment="production"))
+    assert violations("no-aci-in-production", in_production) == [
+        "Move endpoint regression-aci from ACI to AKS: ACI is not for production."
+    ]
+
+
+def test_aci_limits() -> None:
+    group = find("dev", "endpoint-regression-aci-aci")
+    assert violations("aci-limits", group) == []
+    big = edited(group, lambda p: p["containers"][0]["resources"]["requests"].update(memoryInGB=24))
+    assert violations("aci-limits", big) == ["Keep ACI endpoint regression-aci within 16.0 GB (24.0)."]
+    assert violations("aci-limits", big, {"maxMemoryGb": 32}) == []
+
+
+def test_autoscale_bounds() -> None:
+    hpa = find("prod", "endpoint-regression-hpa")
+    assert violations("autoscale-bounds", hpa) == []
+    inverted = edited(hpa, lambda p: p["spec"].update(minReplicas=9))
+    assert violations("autoscale-bounds", inverted) == [
+        "Give autoscaler of endpoint regression min_replicas (9) <= max_replicas (8)."
+    ]
+
+
+def test_replicas_in_production() -> None:
+    hpa = find("prod", "endpoint-regression-hpa")
+    assert violations("replicas-in-production", hpa) == []
+    single = edited(hpa, lambda p: p["spec"].update(minReplicas=1))
+    assert violations("replicas-in-production", single) == [
+        "Run endpoint regression with at least 2 replicas in production (min_replicas 1)."
+    ]
+    not_production = edited(single, lambda p: p["metadata"]["labels"].pop("modelplane.io/environment"))
+    assert violations("replicas-in-production", not_production) == []
+
+
+def test_aks_tls_in_production() -> None:
+    rule = RULES_BY_ID["aks-tls-in-production"]
+    assert rule.stack_check is not None
+    resources = list(baseline("prod"))
+    assert rule.stack_check(resources, RuleConfig()) == []
+    without_ingress = [r for r in resources if r.name != "endpoint-digits-ingress"]
+    assert rule.stack_check(without_ingress, RuleConfig()) == [
+        ("endpoint-digits-deployment", "Serve AKS endpoint digits over TLS in production: give its cluster `ssl`.")
+    ]
+
+
+# --- accelerators ---------------------------------------------------------------------------------
+
+
+def test_gpu_images_use_an_allowed_cuda() -> None:
+    image = find("prod", "image-digits-image")
+    assert violations("gpu-cuda-version", image) == []
+    gpu = edited(image, lambda p: p["labels"].update({"modelplane.gpu": "true", "modelplane.cuda": "12.4"}))
+    assert violations("gpu-cuda-version", gpu) == []
+    old_cuda = edited(gpu, lambda p: p["labels"].update({"modelplane.cuda": "10.1"}))
+    assert violations("gpu-cuda-version", old_cuda) == [
+        "Build GPU image digits with a CUDA version from 11.8, 12.1, 12.2, 12.4, 12.6 (not 10.1)."
+    ]
+
+
+def test_fpga_placement() -> None:
+    pool = find("prod", "fpga-resnet-fpga-pool")
+    assert violations("fpga-placement", pool) == []
+    wrong_size = edited(pool, lambda p: p.update(vmSize="Standard_D3_v2"))
+    assert violations("fpga-placement", wrong_size) == [
+        "Use a PB-series VM size for FPGA pool fpga-resnet-fpga-pool (not Standard_D3_v2)."
+    ]
+    wrong_region = edited(pool, lambda p: p["tags"].update({"modelplane-fpga-location": "northeurope"}))
+    assert violations("fpga-placement", wrong_region) == [
+        "Place FPGA pool fpga-resnet-fpga-pool in eastus, westus2, westeurope, southeastasia (not northeurope)."
+    ]
+
+
+# --- tags -----------------------------------------------------------------------------------------
+
+
+def test_required_tags() -> None:
+    group = find("prod", "prod-rg")
+    assert violations("required-tags", group, {"tags": ["owner", "cost-center"]}) == []
+    untagged = edited(group, lambda p: p["tags"].pop("owner"))
+    assert violations("required-tags", untagged, {"tags": ["owner", "cost-center"]}) == [
+        "Tag ResourceGroup prod-rg with owner."
+    ]
