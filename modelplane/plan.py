@@ -25,7 +25,7 @@ import pulumi
 from pulumi import automation as auto
 
 from modelplane.engine import PROJECT_ROOT
-from modelplane.offline import RecordingMocks, is_secret, plain
+from modelplane.offline import RecordingMocks, is_secret
 from modelplane.spec import StackSpec, load_stack
 from policies import ALL_RULES
 from policies.rules import Level, Resource, Rule, RuleConfig
@@ -213,7 +213,7 @@ def record(spec: StackSpec, stack_name: str, project_root: Path = PROJECT_ROOT) 
     pulumi.runtime.set_mocks(mocks, project="modelplane", stack=stack_name, preview=True)
     with tempfile.TemporaryDirectory(prefix="modelplane-plan-") as state:
 
-        @pulumi.runtime.test  # type: ignore[misc]
+        @pulumi.runtime.test  # type: ignore[untyped-decorator]
         def program() -> None:
             export(build_stack(spec, stack_name, ProgramOptions(state_dir=Path(state))))
 

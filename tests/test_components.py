@@ -230,7 +230,13 @@ def test_aks_deployment_requests_probes_and_keys_from_the_secret(prod: MockRun) 
     secret = prod.mocks.one("kubernetes:core/v1:Secret", "endpoint-regression-keys-secret")
     assert set(secret.inputs["stringData"]) == {"primary-key", "secondary-key"}
     assert prod.secret["regression_keys"] is True
-    assert prod.resolved["regression_uri"] == "http://20.0.0.10/score"
+    # The prod cluster has `ssl`: the endpoint is served through a TLS Ingress under AML's route.
+    assert prod.resolved["regression_uri"] == "https://scoring.prod.example.com/api/v1/service/regression/score"
+    ingress = prod.mocks.one("kubernetes:networking.k8s.io/v1:Ingress", "endpoint-regression-ingress").inputs
+    assert ingress["spec"]["tls"] == [{"hosts": ["scoring.prod.example.com"], "secretName": "regression-tls"}]
+    tls = prod.mocks.one("kubernetes:core/v1:Secret", "endpoint-regression-tls")
+    string_data = tls.raw["stringData"]
+    assert is_secret(string_data) or is_secret(string_data["tls.key"]), "the private key stays a secret"
 
 
 def test_aks_hpa_follows_autoscale(prod: MockRun) -> None:

@@ -141,9 +141,13 @@ def test_local_workflow_end_to_end(local_stack: LocalStack) -> None:
     invoked = stack.cli("invoke", "web", "--data", json.dumps(SAMPLE))
     assert json.loads(invoked.stdout) == first.json()
 
-    # No perpetual diffs.
+    # No perpetual diffs; the plan (online, with policies) agrees.
     clean = stack.cli("preview", "--detailed-exitcode", check=False)
     assert clean.returncode == 0, clean.stdout[-2000:]
+    for output_format in ("json", "markdown", "text"):
+        planned = stack.cli("plan", "--format", output_format, "--detailed-exitcode")
+        if output_format == "json":
+            assert {r["op"] for r in json.loads(planned.stdout)["resources"]} == {"same"}
 
     # A retrained model: the preview names exactly the model, the image and the endpoint.
     image_before = stack.outputs()["images"]["scorer"]

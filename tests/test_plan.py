@@ -47,7 +47,9 @@ def test_unedited_prod_has_no_violations() -> None:
 
 def test_undersized_fast_prod_cluster_is_refused_naming_the_cluster(tmp_path: Path) -> None:
     stack = copy_of("prod", tmp_path, ("    agent_count: 3\n", "    agent_count: 2\n"))
-    result = cli("plan", "--file", str(stack), "--offline", "--policy-config", str(PROJECT_ROOT / "policies/config/prod.json"))
+    result = cli(
+        "plan", "--file", str(stack), "--offline", "--policy-config", str(PROJECT_ROOT / "policies/config/prod.json")
+    )
     assert result.returncode == 1
     assert (
         "[mandatory] aks-fast-prod-capacity (cluster-prod-aks-compute): Give FAST_PROD cluster prod-aks at least "
@@ -67,7 +69,9 @@ def test_against_a_saved_plan_shows_exactly_the_agent_pool_change(tmp_path: Path
     result = cli("plan", "--file", str(edited), "--against", str(saved), "--format", "json")
     assert result.returncode == 1  # the sizing violation
     plan = json.loads(result.stdout)
-    changed = {(r["name"], c["path"], c["old"], c["new"]) for r in plan["resources"] if r["op"] != "same" for c in r["changes"]}
+    changed = {
+        (r["name"], c["path"], c["old"], c["new"]) for r in plan["resources"] if r["op"] != "same" for c in r["changes"]
+    }
     assert changed == {
         ("cluster-prod-aks-aks", "agentPoolProfiles[0].count", 3, 2),
         ("cluster-prod-aks-compute", "properties.properties.agentCount", 3, 2),
@@ -144,7 +148,10 @@ endpoints:
     env = {**os.environ, "MODELPLANE_STATE": str(tmp_path)}
     plan = cli("plan", "--file", str(stack), "--policy-config", str(config), "--format", "markdown", env=env)
     assert plan.returncode == 1, plan.stdout + plan.stderr
-    assert "| mandatory | `local-endpoint-auth` | `endpoint-open-container` | Enable auth on local endpoint open" in plan.stdout
+    assert (
+        "| mandatory | `local-endpoint-auth` | `endpoint-open-container` | Enable auth on local endpoint open"
+        in plan.stdout
+    )
     up = cli("up", "--file", str(stack), "--policy-config", str(config), "--yes", env=env)
     assert up.returncode == 1
     assert "nothing was applied" in up.stderr

@@ -82,7 +82,9 @@ def test_dev_test_node_needs_two_vcpus() -> None:
     compute = edited(find("prod", COMPUTE), dev_test)
     assert violations("aks-dev-test-node-size", compute) == []
     tiny = edited(compute, lambda p: p["properties"]["properties"].update(agentVmSize="Standard_B1s"))
-    assert violations("aks-dev-test-node-size", tiny) == ["Give cluster prod-aks a known VM size: Standard_B1s is not in the vCPU table."]
+    assert violations("aks-dev-test-node-size", tiny) == [
+        "Give cluster prod-aks a known VM size: Standard_B1s is not in the vCPU table."
+    ]
     one_core = edited(compute, lambda p: p["properties"]["properties"].update(agentVmSize="Standard_D2_v2"))
     assert violations("aks-dev-test-node-size", one_core) == []
 
@@ -109,7 +111,9 @@ def test_attached_cluster_must_run_a_supported_kubernetes() -> None:
 
 def _drop_keys(props: dict[str, Any], key: str) -> None:
     for container in props.get("containers") or props["spec"]["template"]["spec"]["containers"]:
-        container[key] = [e for e in container[key] if not e["name"].startswith("MODELPLANE_") or e["name"].endswith("PORT")]
+        container[key] = [
+            e for e in container[key] if not e["name"].startswith("MODELPLANE_") or e["name"].endswith("PORT")
+        ]
 
 
 def test_aci_endpoint_needs_keys() -> None:
