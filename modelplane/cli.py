@@ -1,4 +1,4 @@
-"""The `modelplane` command line: validate, plan, preview, up, destroy, outputs, invoke."""
+"""The `modelplane` command line: validate, plan, preview, up, drift, destroy, outputs, invoke."""
 
 from __future__ import annotations
 
@@ -225,6 +225,37 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _drift(args: argparse.Namespace) -> int:
+    from modelplane import drift
+
+    ref = _ref(args)
+    stack = open_stack(ref, create=False)
+    progress = printer(sys.stderr) if args.format != "text" or args.out else None
+    report = drift.detect(stack, progress)
+    text = drift.render(report, args.format)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"drift report written to {args.out}")
+    else:
+        sys.stdout.write(text)
+    if not report.drifted:
+        return EXIT_OK
+    if not args.remediate:
+        return EXIT_INVALID
+    print(
+        f"Remediation: refresh the state from what runs, then `up` to bring {len(report.resources)} "
+        f"drifted resource(s) of stack '{ref.name}' back to the declaration."
+    )
+    if not _confirm("Remediate now?", args.yes):
+        print("nothing remediated")
+        return EXIT_INVALID
+    ref.load()
+    stack.up(on_output=printer(), refresh=True, **_policy_options(args, ref))
+    after = drift.detect(stack)
+    sys.stdout.write(drift.render(after, "text"))
+    return EXIT_INVALID if after.drifted else EXIT_OK
+
+
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--stack", metavar="NAME", help="stacks/NAME.yaml")
@@ -268,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_options(destroy)
     destroy.add_argument("--yes", action="store_true", help="destroy without asking")
     destroy.set_defaults(handler=_destroy)
+
+    drift = commands.add_parser("drift", help="report what changed outside Modelplane; exit 2 on drift")
+    _add_stack_options(drift)
+    drift.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    drift.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
+    drift.add_argument("--remediate", action="store_true", help="bring the stack back to its declaration")
+    drift.add_argument("--yes", action="store_true", help="remediate without asking")
+    drift.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
+    drift.set_defaults(handler=_drift)
 
     outputs = commands.add_parser("outputs", help="print the stack's outputs as JSON")
     _add_stack_options(outputs)

@@ -380,7 +380,7 @@ def online_plan(stack: auto.Stack, config_file: Path | None, progress: Callable[
 # Rendering
 
 
-def _value(value: Any) -> str:
+def short_value(value: Any) -> str:
     text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
     return text if len(text) <= 120 else text[:117] + "..."
 
@@ -395,7 +395,7 @@ def render_text(plan: Plan) -> str:
             continue
         lines.append(f"  {resource.op:8} {resource.type} {resource.name}")
         for change in resource.changes:
-            lines.append(f"      {change.path}: {_value(change.old)} => {_value(change.new)}")
+            lines.append(f"      {change.path}: {short_value(change.old)} => {short_value(change.new)}")
     if plan.violations:
         lines.append(f"Policy violations ({len(plan.violations)}):")
         lines += [f"  [{v.level}] {v.policy} ({v.resource}): {v.message}" for v in plan.violations]
@@ -404,7 +404,7 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -430,7 +430,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     detail_parts: list[str] = []
     if plan.violations:
         table = ["| level | policy | resource | message |", "| --- | --- | --- | --- |"]
-        table += [f"| {v.level} | `{v.policy}` | `{v.resource}` | {_cell(v.message)} |" for v in plan.violations]
+        table += [f"| {v.level} | `{v.policy}` | `{v.resource}` | {table_cell(v.message)} |" for v in plan.violations]
         detail_parts.append("\n".join(table) + "\n\n")
     for resource in plan.resources:
         if resource.op == "same":
@@ -439,7 +439,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
             f"<details><summary><code>{resource.op}</code> {resource.type} <code>{resource.name}</code></summary>",
             "",
         ]
-        body += [f"- `{c.path}`: `{_value(c.old)}` → `{_value(c.new)}`" for c in resource.changes]
+        body += [f"- `{c.path}`: `{short_value(c.old)}` → `{short_value(c.new)}`" for c in resource.changes]
         body += ["", "</details>", ""]
         detail_parts.append("\n".join(body) + "\n")
 

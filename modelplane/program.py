@@ -77,7 +77,12 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
         out.models[name] = RegisteredModel(
             f"model-{name}",
             RegisteredModelArgs(
-                model_name=name, spec=model, azure=target, local_store=options.state_dir / "models", tags=spec.tags
+                model_name=name,
+                spec=model,
+                azure=target,
+                # One store per stack: two stacks with the same model never share (or delete) its files.
+                local_store=options.state_dir / "models" / stack_name,
+                tags=spec.tags,
             ),
         )
 

@@ -10,6 +10,8 @@ engine really has.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 from typing import Any
 
 import docker
@@ -67,6 +69,13 @@ def _container_state(container: Any) -> dict[str, Any]:
     }
 
 
+def env_fingerprint(env: dict[str, Any]) -> str:
+    """A digest of the environment: `env` is a secret (it holds keys), so refresh and drift reports
+    show it only as [secret]; the digest says whether it changed without saying what it is."""
+    canonical = json.dumps({k: str(v) for k, v in sorted(env.items())}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 def _normalise(value: Any) -> Any:
     """Comparable form: engine numbers are floats, the Docker API's are ints."""
     if isinstance(value, float) and value.is_integer():
@@ -109,7 +118,13 @@ class ContainerProvider(ResourceProvider):
         state = _container_state(container)
         return CreateResult(
             id_=container.id,
-            outs={**props, "container_id": container.id, "image_id": state["image_id"], "status": state["status"]},
+            outs={
+                **props,
+                "container_id": container.id,
+                "image_id": state["image_id"],
+                "status": state["status"],
+                "env_fingerprint": env_fingerprint(props.get("env") or {}),
+            },
         )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -120,10 +135,16 @@ class ContainerProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=changed, stables=["container_id"], delete_before_replace=True)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        client = _client()
         try:
-            container = _client().containers.get(id_)
+            container = client.containers.get(id_)
         except NotFound:
-            return ReadResult(id_="", outs={})
+            # Recreated by hand under the same name: report that container, so the difference
+            # (another id, another environment) shows, rather than "gone".
+            try:
+                container = client.containers.get(props.get("name") or id_)
+            except NotFound:
+                return ReadResult(id_="", outs={})
         state = _container_state(container)
         outs = dict(props)
         for key in CONTAINER_REPLACE_KEYS:
@@ -145,6 +166,7 @@ class ContainerProvider(ResourceProvider):
         outs["status"] = state["status"]
         outs["container_id"] = state["container_id"]
         outs["image_id"] = state["image_id"]
+        outs["env_fingerprint"] = env_fingerprint(outs["env"])
         return ReadResult(id_=id_, outs=outs)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -212,7 +234,7 @@ class ImageProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # The tag is a hash of the whole build context, so it alone says whether anything changed.
-        changed = [k for k in ("tag", "dockerfile") if olds.get(k) != news.get(k)]
+        changed = [k for k in ("tag", "dockerfile", "labels") if _normalise(olds.get(k)) != _normalise(news.get(k))]
         if not olds.get("image_id"):
             changed.append("image_id")
         return DiffResult(changes=bool(changed), replaces=changed, stables=[], delete_before_replace=False)
@@ -222,7 +244,11 @@ class ImageProvider(ResourceProvider):
             image = _client().images.get(id_)
         except ImageNotFound:
             return ReadResult(id_="", outs={})
-        return ReadResult(id_=id_, outs={**props, "image_id": image.id})
+        # An image retagged by hand under our tag carries other labels (or none): that shows as a
+        # label change, which `up` repairs by rebuilding.
+        declared = props.get("labels") or {}
+        labels = {k: v for k, v in (image.labels or {}).items() if k in declared}
+        return ReadResult(id_=id_, outs={**props, "image_id": image.id, "labels": labels})
 
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
         try:

@@ -1,0 +1,180 @@
+"""`modelplane drift`: what changed behind the stack's back, found without changing anything.
+
+A refresh in preview-only mode (`preview_refresh`; a plain refresh would rewrite state) asks every
+provider for the real state; each resource whose reported outputs differ from the recorded ones is
+drift, and one the provider no longer finds has disappeared. The report names the endpoint, model
+or image a user declared, not only URNs, and prints secrets as [secret] (a change to the secret
+environment shows through its fingerprint, never its value).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pulumi import automation as auto
+
+from modelplane.plan import MARKDOWN_LIMIT, SECRET, Change, flatten, short_value, table_cell
+
+# Outputs that are bookkeeping, not state a person declared or cares about.
+IGNORED_OUTPUTS = frozenset({"__provider"})
+# Output → (path shown, why): secret values that drift is detected through.
+FINGERPRINTS = {"env_fingerprint": "env"}
+COMPONENT_KINDS = {
+    "LocalEndpoint": "endpoint",
+    "AciEndpoint": "endpoint",
+    "AksEndpoint": "endpoint",
+    "RegisteredModel": "model",
+    "ScoringImage": "image",
+    "AksCluster": "cluster",
+    "EdgeModule": "edge module",
+    "FpgaService": "fpga service",
+    "Workspace": "workspace",
+}
+
+
+@dataclass(frozen=True)
+class DriftedResource:
+    name: str
+    type: str
+    component: str
+    """What the user declared, e.g. "endpoint 'web'"."""
+    status: str
+    """"changed" or "disappeared"."""
+    changes: tuple[Change, ...] = ()
+
+
+@dataclass
+class DriftReport:
+    stack: str
+    checked: int = 0
+    resources: list[DriftedResource] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.resources)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": 1,
+            "stack": self.stack,
+            "checked": self.checked,
+            "drifted": self.drifted,
+            "resources": [{**asdict(r), "changes": [asdict(c) for c in r.changes]} for r in self.resources],
+        }
+
+
+def component_label(parent_urn: str | None) -> str:
+    """ "endpoint 'web'" for a resource under the LocalEndpoint component endpoint-web."""
+    if not parent_urn or "::" not in parent_urn:
+        return "stack"
+    type_token, name = parent_urn.split("::")[-2:]
+    kind = COMPONENT_KINDS.get(type_token.rsplit(":", 1)[-1].rsplit("$", 1)[-1], "component")
+    declared = name.split("-", 1)[1] if "-" in name and kind not in ("workspace", "component") else name
+    return f"{kind} '{declared}'"
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get("ciphertext") == SECRET
+
+
+def _shown(value: Any) -> Any:
+    if _is_secret(value):
+        return SECRET
+    if isinstance(value, Mapping):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
+def differences(recorded: Mapping[str, Any], actual: Mapping[str, Any]) -> tuple[Change, ...]:
+    """Property paths whose value the provider reports differently from the state."""
+    changes: list[Change] = []
+    for key in sorted(set(recorded) | set(actual)):
+        if key in IGNORED_OUTPUTS or key not in recorded:
+            # Not recorded at deploy time (an output added later): nothing to compare with.
+            continue
+        if key in FINGERPRINTS:
+            if recorded.get(key) != actual.get(key):
+                changes.append(Change(FINGERPRINTS[key], SECRET, f"{SECRET} (changed)"))
+            continue
+        old, new = recorded.get(key), actual.get(key)
+        if _is_secret(old) or _is_secret(new):
+            continue  # compared through its fingerprint, if it has one
+        flat_old, flat_new = flatten(_shown(old), key), flatten(_shown(new), key)
+        for path in sorted(set(flat_old) | set(flat_new)):
+            if flat_old.get(path) != flat_new.get(path):
+                changes.append(Change(path, flat_old.get(path), flat_new.get(path)))
+    return tuple(changes)
+
+
+def detect(stack: auto.Stack, progress: Callable[[str], None] | None = None) -> DriftReport:
+    report = DriftReport(stack=stack.name)
+
+    def on_event(event: auto.events.EngineEvent) -> None:
+        outputs_event = event.res_outputs_event
+        if outputs_event is None:
+            return
+        metadata = outputs_event.metadata
+        if metadata.type.startswith(("pulumi:pulumi:Stack", "pulumi:providers:", "modelplane:index:")):
+            return
+        report.checked += 1
+        op = str(getattr(metadata.op, "value", metadata.op)).lower()
+        name = metadata.urn.rsplit("::", 1)[-1]
+        state = metadata.old or metadata.new
+        parent = state.parent if state is not None else None
+        if op == "delete":
+            report.resources.append(DriftedResource(name, metadata.type, component_label(parent), "disappeared"))
+        elif op == "update" and metadata.old is not None and metadata.new is not None:
+            changes = differences(metadata.old.outputs or {}, metadata.new.outputs or {})
+            if changes:
+                report.resources.append(
+                    DriftedResource(name, metadata.type, component_label(parent), "changed", changes)
+                )
+
+    stack.preview_refresh(on_event=on_event, on_output=progress)
+    report.resources.sort(key=lambda r: (r.component, r.name))
+    return report
+
+
+def render_text(report: DriftReport) -> str:
+    if not report.drifted:
+        return f"No drift in stack {report.stack} ({report.checked} resources checked).\n"
+    lines = [f"Drift in stack {report.stack}: {len(report.resources)} of {report.checked} resources"]
+    for resource in report.resources:
+        lines.append(f"  {resource.component}: {resource.name} ({resource.type}) {resource.status}")
+        lines += [f"      {c.path}: {short_value(c.old)} => {short_value(c.new)}" for c in resource.changes]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
+    head = f"### Modelplane drift: `{report.stack}`\n\n"
+    if not report.drifted:
+        return head + f"**No drift** ({report.checked} resources checked).\n"
+    head += f"**{len(report.resources)} of {report.checked} resources drifted.**\n\n"
+    rows = ["| declared | resource | status | property | recorded | actual |", "| --- | --- | --- | --- | --- | --- |"]
+    for resource in report.resources:
+        for change in resource.changes or (Change("", None, None),):
+            rows.append(
+                f"| {resource.component} | `{resource.name}` | {resource.status} | `{change.path}` "
+                f"| {table_cell(short_value(change.old))} | {table_cell(short_value(change.new))} |"
+            )
+    body, used = [], len(head) + 200
+    for index, row in enumerate(rows):
+        if used + len(row) + 1 > limit:
+            body.append(f"\n_… {len(rows) - index} more rows not shown._")
+            break
+        body.append(row)
+        used += len(row) + 1
+    return head + "\n".join(body) + "\n"
+
+
+def render(report: DriftReport, output_format: str) -> str:
+    if output_format == "json":
+        return json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
+    if output_format == "markdown":
+        return render_markdown(report)
+    return render_text(report)
