@@ -82,18 +82,12 @@ class ScoringImage(pulumi.ComponentResource):
         digest = write_context(recipe, context)
         tag = digest[:16]
         self.dockerfile = (context / "Dockerfile").read_text()
-        props: dict[str, object] = {
-            "context": str(context),
-            "dockerfile": "Dockerfile",
-            "labels": {
-                "modelplane.image": args.image_name,
-                **(
-                    {"modelplane.gpu": "true", "modelplane.cuda": args.spec.cuda_version or ""}
-                    if args.spec.enable_gpu
-                    else {}
-                ),
-            },
-        }
+        # modelplane.digest lets refresh tell our build from an image retagged by hand.
+        labels = {"modelplane.image": args.image_name, "modelplane.digest": digest}
+        if args.spec.enable_gpu:
+            # Read by the policy pack's CUDA rule.
+            labels.update({"modelplane.gpu": "true", "modelplane.cuda": args.spec.cuda_version or ""})
+        props: dict[str, object] = {"context": str(context), "dockerfile": "Dockerfile", "labels": labels}
         if args.registry is None:
             props["tag"] = f"{args.repository_prefix}-{args.image_name}:{tag}"
         else:

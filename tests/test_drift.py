@@ -149,7 +149,11 @@ def test_container_recreated_with_another_key(deployed: Deployed) -> None:
     image, labels = original.attrs["Config"]["Image"], original.labels
     original.remove(force=True)
     client.containers.run(
-        image, name=deployed.container, detach=True, environment=env, labels=labels,
+        image,
+        name=deployed.container,
+        detach=True,
+        environment=env,
+        labels=labels,
         ports={"5001/tcp": ("127.0.0.1", deployed.port)},
     )
     code, report = deployed.drift()
@@ -172,7 +176,7 @@ def test_image_retagged(deployed: Deployed) -> None:
     drifted = only(report)
     assert (drifted["component"], drifted["name"]) == ("image 'scorer'", "image-scorer-image")
     paths = {change["path"] for change in drifted["changes"]}
-    assert {"image_id", "labels.modelplane.digest"} <= paths
+    assert {"image_id", "labels.modelplane.digest"} <= paths, drifted["changes"]
     deployed.remediate()
     assert client.images.get(deployed.image()).labels.get("modelplane.image") == "scorer"
 
@@ -201,7 +205,10 @@ def test_missing_stack_is_an_error(tmp_path: Path, deployed: Deployed) -> None:
     other.write_text(deployed.file.read_text().replace("example/", f"{deployed.file.parent}/example/"))
     result = subprocess.run(
         [str(venv_bin() / "modelplane"), "drift", "--file", str(other)],
-        capture_output=True, text=True, env=deployed.env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=deployed.env,
+        timeout=300,
     )
     assert result.returncode == 1
     assert "has not been deployed" in result.stderr
