@@ -179,6 +179,7 @@ def test_image_retagged(deployed: Deployed) -> None:
     assert {"image_id", "labels.modelplane.digest"} <= paths, drifted["changes"]
     deployed.remediate()
     assert client.images.get(deployed.image()).labels.get("modelplane.image") == "scorer"
+    client.images.get(BASE_IMAGE)  # the image that was retagged by hand is left alone
 
 
 def test_image_removed(deployed: Deployed) -> None:

@@ -250,9 +250,24 @@ class ImageProvider(ResourceProvider):
         labels = {k: v for k, v in (image.labels or {}).items() if k in declared}
         return ReadResult(id_=id_, outs={**props, "image_id": image.id, "labels": labels})
 
-    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """Remove the image this resource built — and only that one. A replacement builds under
+        the same tag before the old resource is deleted, and a tag can be moved by hand, so the tag
+        is removed only while it still points at our build; otherwise our build is removed by id
+        if nothing else tags it."""
+        client = _client()
+        built = props.get("image_id")
         try:
-            _client().images.remove(id_, force=False, noprune=False)
+            current: str | None = client.images.get(id_).id
+        except ImageNotFound:
+            current = None
+        try:
+            if current is not None and current == built:
+                client.images.remove(id_, force=False, noprune=False)
+            elif built:
+                old = client.images.get(built)
+                if not old.tags:
+                    client.images.remove(built, force=False, noprune=False)
         except (ImageNotFound, NotFound):
             pass
         except APIError as error:

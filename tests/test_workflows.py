@@ -1,0 +1,74 @@
+"""The CI workflows we ship: valid YAML with the keys GitHub needs, and only commands the CLI has."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelplane.cli import build_parser
+from modelplane.engine import PROJECT_ROOT
+
+WORKFLOWS = sorted((PROJECT_ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def modelplane_commands(workflow: dict[Any, Any]) -> list[list[str]]:
+    """Every `.venv/bin/modelplane ...` invocation in the workflow's run steps, as argv."""
+    commands = []
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            script = step.get("run", "")
+            script = re.sub(r"\$\{\{[^}]*\}\}", "X", script).replace("\\\n", " ")
+            for line in script.splitlines():
+                if ".venv/bin/modelplane" in line:
+                    argv = shlex.split(line.split(".venv/bin/modelplane", 1)[1])
+                    commands.append([a.replace('"', "") for a in argv])
+    return commands
+
+
+def test_both_workflows_exist() -> None:
+    assert {p.name for p in WORKFLOWS} == {"preview.yml", "drift.yml"}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_workflow_shape(path: Path) -> None:
+    workflow = load(path)
+    # PyYAML reads the key `on` as True (YAML 1.1).
+    triggers = workflow.get("on", workflow.get(True))
+    assert triggers, "a workflow needs triggers"
+    assert workflow["name"] and workflow["jobs"]
+    for job in workflow["jobs"].values():
+        assert job["runs-on"]
+        assert any(step.get("run") == "make bootstrap" for step in job["steps"])
+        assert all("run" in step or "uses" in step for step in job["steps"])
+
+
+def test_preview_runs_on_pull_requests_and_drift_on_a_schedule() -> None:
+    preview = load(PROJECT_ROOT / ".github/workflows/preview.yml")
+    drift = load(PROJECT_ROOT / ".github/workflows/drift.yml")
+    assert "pull_request" in preview.get("on", preview.get(True))
+    assert drift.get("on", drift.get(True))["schedule"][0]["cron"]
+    assert preview["permissions"]["pull-requests"] == "write"
+    assert drift["permissions"]["issues"] == "write"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_commands_exist_in_the_cli(path: Path) -> None:
+    commands = modelplane_commands(load(path))
+    assert commands, "the workflow should run modelplane"
+    parser = build_parser()
+    for argv in commands:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{path.name}: `modelplane {' '.join(argv)}` is not accepted by the CLI")
