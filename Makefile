@@ -4,7 +4,7 @@ VENV := .venv/bin
 export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 
-.PHONY: bootstrap up test lint
+.PHONY: bootstrap up test lint bench
 
 bootstrap:
 	@scripts/bootstrap
@@ -20,3 +20,9 @@ lint: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy modelplane components policies __main__.py
+
+# Benchmarks (not part of `make test`): writes bench/results/ and docs/performance.md.
+bench: bootstrap
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk || sudo apt-get install -y -qq wrk; }
+	$(VENV)/pip install -q -e ".[dev,bench]"
+	$(VENV)/python bench/run.py $(BENCH_ARGS)

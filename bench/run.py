@@ -1,0 +1,516 @@
+"""Modelplane's benchmarks, each side by side with its baseline in one run (`make bench`).
+
+1. serving: the seed's Ridge model served by the bare azureml-inference-server-http (its defaults)
+   and by a Modelplane image (key gate on, workers tuned), both in containers here, loaded in turn
+   by wrk at concurrency 1, 16 and 64; plus the raw run() rate in-process, as the ceiling.
+2. plan: offline plans of generated stacks with 10, 50, 100 and 500 endpoints (time, peak memory).
+3. engine: a no-op preview of the local stack against a no-op preview of an empty program.
+4. rebuild: cold image build, rebuild after a model-only change, after an entry-script change.
+5. bootstrap: cold and warm runs, from the bootstrap's own history (`--cold-bootstrap` makes one).
+
+Writes bench/results/<time>.json, bench/results/latest.md, bench/results/plan-growth.png and the
+table into docs/performance.md; prints each target as met or missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from modelplane.dockerfile import ImageRecipe, ModelFiles, write_context  # noqa: E402
+from modelplane.engine import EngineSettings, pulumi_command, venv_bin  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+EXAMPLE = ROOT / "examples" / "sklearn-regression"
+SAMPLE = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}
+KEY = "bench-key"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def build_image(context: Path, tag: str, nocache: bool = False) -> float:
+    started = time.perf_counter()
+    docker.from_env(timeout=1200).images.build(path=str(context), tag=tag, rm=True, nocache=nocache)
+    return time.perf_counter() - started
+
+
+def recipe(example: Path) -> ImageRecipe:
+    model = example / "model"
+    from modelplane.content import model_version
+
+    return ImageRecipe(
+        entry_script=example / "score.py",
+        source_directory=None,
+        conda_file=example / "myenv.yml",
+        pip_requirements=None,
+        extra_docker_file_steps=None,
+        base_image="modelplane/base:bookworm-py3",
+        models=(ModelFiles("diabetes-ridge", model_version(model), model),),
+    )
+
+
+def wait_ready(url: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} never became ready")
+
+
+def wrk(url: str, concurrency: int, seconds: int, key: str | None) -> dict[str, float]:
+    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    if key:
+        headers += f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f"wrk.method = \"POST\"\nwrk.body = '{json.dumps(SAMPLE)}'\n{headers}")
+    threads = max(1, min(concurrency, 2))
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    os.unlink(script.name)
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            return float("nan")
+        return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")
+
+
+# --- 1. serving -----------------------------------------------------------------------------------
+
+
+def serving(seconds: int) -> dict[str, Any]:
+    client = docker.from_env()
+    with tempfile.TemporaryDirectory() as folder:
+        context = Path(folder) / "context"
+        digest = write_context(recipe(EXAMPLE), context)
+        tag = f"modelplane/bench-serving:{digest[:12]}"
+        log(f"serving: building {tag}")
+        build_image(context, tag)
+    containers = {
+        # The bare server with its defaults (one worker), straight from the same image.
+        "bare": client.containers.run(
+            tag,
+            ["azmlinfsrv", "--entry_script", "/var/azureml-app/score.py", "--port", "5001"],
+            detach=True,
+            ports={"5001/tcp": ("127.0.0.1", None)},
+            nano_cpus=2_000_000_000,
+        ),
+        "modelplane": client.containers.run(
+            tag,
+            detach=True,
+            ports={"5001/tcp": ("127.0.0.1", None)},
+            nano_cpus=2_000_000_000,
+            environment={"MODELPLANE_PRIMARY_KEY": KEY, "MODELPLANE_SECONDARY_KEY": KEY + "2"},
+        ),
+    }
+    results: dict[str, Any] = {"concurrency": {}}
+    try:
+        urls = {}
+        for name, container in containers.items():
+            container.reload()
+            port = container.attrs["NetworkSettings"]["Ports"]["5001/tcp"][0]["HostPort"]
+            urls[name] = f"http://127.0.0.1:{port}"
+            wait_ready(f"{urls[name]}/")
+        for concurrency in (1, 16, 64):
+            row = {}
+            for name in ("bare", "modelplane"):
+                wrk(f"{urls[name]}/score", concurrency, 2, KEY if name == "modelplane" else None)  # warm up
+                row[name] = wrk(f"{urls[name]}/score", concurrency, seconds, KEY if name == "modelplane" else None)
+                log(f"serving c={concurrency} {name}: {row[name]['rps']:.0f} req/s, p99 {row[name]['p99_ms']:.1f} ms")
+            row["rps_ratio"] = ratio(row["modelplane"]["rps"], row["bare"]["rps"])
+            row["p99_ratio"] = ratio(row["modelplane"]["p99_ms"], row["bare"]["p99_ms"])
+            results["concurrency"][str(concurrency)] = row
+    finally:
+        for container in containers.values():
+            container.remove(force=True)
+        client.images.remove(tag, force=True)
+    results["run_loop_per_s"] = run_loop_rate()
+    return results
+
+
+def run_loop_rate(seconds: float = 3.0) -> float:
+    """run() called in-process with the seed's decorators: the ceiling for any server."""
+    code = textwrap.dedent(
+        f"""
+        import os, sys, time
+        os.environ["AZUREML_MODEL_DIR"] = {str(EXAMPLE / "model")!r}
+        sys.path.insert(0, {str(EXAMPLE)!r})
+        import score
+        score.init()
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < {seconds}:
+            score.run(data={SAMPLE["data"]!r}); calls += 1
+        print(calls / (time.perf_counter() - start))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return round(float(out.stdout.strip().splitlines()[-1]), 1)
+
+
+# --- 2. plan cost ---------------------------------------------------------------------------------
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of a command (polled every 10 ms)."""
+    started = time.perf_counter()
+    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    peak = 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, process.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{command} failed: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+    return round(elapsed, 3), round(peak / 2**20, 1)
+
+
+def plan_cost() -> dict[str, Any]:
+    rows = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for count in (10, 50, 100, 500):
+            endpoints = "".join(f"  ep{i}:\n    image: scorer\n    port: {10000 + i}\n" for i in range(count))
+            stack = Path(folder) / f"n{count}.yaml"
+            stack.write_text(
+                f"models:\n  ridge:\n    path: {EXAMPLE}/model\nimages:\n  scorer:\n"
+                f"    inference_config: {EXAMPLE}/inferenceconfig.json\n    models: [ridge]\nendpoints:\n{endpoints}"
+            )
+            command = [
+                str(venv_bin() / "modelplane"),
+                "plan",
+                "--file",
+                str(stack),
+                "--offline",
+                "--format",
+                "json",
+                "--out",
+                os.devnull,
+            ]
+            samples = [measure(command) for _ in range(3)]
+            seconds = statistics.median(s[0] for s in samples)
+            memory = max(s[1] for s in samples)
+            rows[str(count)] = {"seconds": seconds, "peak_mib": memory}
+            log(f"plan: {count} endpoints in {seconds:.2f} s, peak {memory:.0f} MiB")
+    return {"endpoints": rows, "growth_500_over_50": ratio(rows["500"]["seconds"], rows["50"]["seconds"])}
+
+
+# --- 3. engine overhead ---------------------------------------------------------------------------
+
+
+def engine_overhead() -> dict[str, Any]:
+    from pulumi import automation as auto
+
+    from modelplane.automation import StackRef, open_stack
+
+    def timed(run: Callable[[], Any], repeat: int = 3) -> float:
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            run()
+            samples.append(time.perf_counter() - started)
+        return round(statistics.median(samples), 3)
+
+    local = open_stack(StackRef.from_args("local", None))
+    local.up(on_output=lambda _line: None)
+    local_seconds = timed(lambda: local.preview(on_output=lambda _line: None))
+    with tempfile.TemporaryDirectory() as folder:
+        project = Path(folder)
+        (project / "Pulumi.yaml").write_text(
+            f"name: empty\nruntime:\n  name: python\n  options:\n    virtualenv: {venv_bin().parent}\n"
+        )
+        (project / "__main__.py").write_text("import pulumi\n")
+        (project / "state").mkdir()
+        (project / "passphrase").write_text("bench\n")
+        settings = EngineSettings(project / "state", project / "passphrase")
+        empty = auto.create_stack(
+            "empty",
+            work_dir=str(project),
+            opts=auto.LocalWorkspaceOptions(pulumi_command=pulumi_command(), env_vars=settings.env()),
+        )
+        empty.up(on_output=lambda _line: None)
+        empty_seconds = timed(lambda: empty.preview(on_output=lambda _line: None))
+    log(f"engine: no-op preview local {local_seconds:.2f} s, empty program {empty_seconds:.2f} s")
+    return {
+        "local_preview_s": local_seconds,
+        "empty_preview_s": empty_seconds,
+        "ratio": ratio(local_seconds, empty_seconds),
+    }
+
+
+# --- 4. rebuild -----------------------------------------------------------------------------------
+
+
+def rebuild() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        example = Path(folder) / "example"
+        shutil.copytree(EXAMPLE, example)
+        context = Path(folder) / "context"
+        tags = []
+
+        def build(label: str, nocache: bool = False) -> float:
+            digest = write_context(recipe(example), context)
+            tag = f"modelplane/bench-rebuild:{digest[:12]}"
+            tags.append(tag)
+            seconds = build_image(context, tag, nocache=nocache)
+            log(f"rebuild: {label} {seconds:.1f} s")
+            return round(seconds, 2)
+
+        cold = build("cold (no cache)", nocache=True)
+        model = example / "model" / "sklearn_regression_model.pkl"
+        model.write_bytes(model.read_bytes() + b"\n")  # a new model version: other bytes
+        model_only = build("model-only change")
+        script = example / "score.py"
+        script.write_text(script.read_text() + "\n# a changed entry script\n")
+        entry_script = build("entry-script change")
+        for tag in tags:
+            docker.from_env().images.remove(tag, force=True)
+    return {
+        "cold_s": cold,
+        "model_only_s": model_only,
+        "entry_script_s": entry_script,
+        "model_only_share": ratio(model_only, cold),
+        "entry_script_share": ratio(entry_script, cold),
+    }
+
+
+# --- 5. bootstrap ---------------------------------------------------------------------------------
+
+
+def _history(cache: Path) -> list[list[str]]:
+    history = cache / "bootstrap-history.tsv"
+    return [line.split("\t") for line in history.read_text().splitlines()] if history.exists() else []
+
+
+def bootstrap(cold: bool) -> dict[str, Any]:
+    """Cold: the bootstrap of a fresh clone into empty caches (its own Go caches and base image tag);
+    warm: the project's own bootstrap, everything cached. Both read from the bootstrap's history."""
+    cache = Path(os.environ.get("MODELPLANE_CACHE", Path.home() / ".cache" / "modelplane"))
+    cold_s = None
+    if cold:
+        with tempfile.TemporaryDirectory() as folder:
+            log("bootstrap: cold run of a fresh clone into empty caches (minutes)")
+            clone, cold_cache = Path(folder) / "repo", Path(folder) / "cache"
+            subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+            env = {
+                **os.environ,
+                "MODELPLANE_CACHE": str(cold_cache),
+                "GOMODCACHE": f"{folder}/gomod",
+                "GOCACHE": f"{folder}/gocache",
+                "MODELPLANE_BASE_IMAGE": "modelplane/base:bench-cold",
+                "PIP_NO_CACHE_DIR": "1",
+            }
+            try:
+                subprocess.run([str(clone / "scripts" / "bootstrap")], env=env, check=True)
+                cold_s = float(_history(cold_cache)[-1][1])
+            finally:
+                subprocess.run(["docker", "rmi", "-f", "modelplane/base:bench-cold"], capture_output=True)
+                subprocess.run(["chmod", "-R", "u+w", folder], capture_output=True)
+    else:
+        colds = [float(r[1]) for r in _history(cache) if len(r) > 2 and "cli" in r[2].split()]
+        cold_s = colds[-1] if colds else None
+    subprocess.run([str(ROOT / "scripts" / "bootstrap")], check=True, capture_output=True)
+    warm_s = float(_history(cache)[-1][1])
+    log(f"bootstrap: cold {cold_s} s, warm {warm_s} s")
+    return {"cold_s": cold_s, "warm_s": warm_s}
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    checks: list[tuple[str, str, bool | None]] = []
+    if "serving" in results:
+        rows = results["serving"]["concurrency"]
+        for c, row in rows.items():
+            checks.append(
+                (f"serving c={c}: req/s with auth >= 1.0x bare", f"{row['rps_ratio']}x", row["rps_ratio"] >= 1.0)
+            )
+            checks.append((f"serving c={c}: p99 <= 1.1x bare", f"{row['p99_ratio']}x", row["p99_ratio"] <= 1.1))
+        checks.append(
+            ("serving c=16: tuned >= 1.6x default", f"{rows['16']['rps_ratio']}x", rows["16"]["rps_ratio"] >= 1.6)
+        )
+    if "plan" in results:
+        plan = results["plan"]
+        t500 = plan["endpoints"]["500"]["seconds"]
+        checks.append(("offline plan of 500 endpoints <= 5 s", f"{t500} s", t500 <= 5))
+        checks.append(
+            ("plan growth t(500)/t(50) <= 12", f"{plan['growth_500_over_50']}", plan["growth_500_over_50"] <= 12)
+        )
+    if "engine" in results:
+        checks.append(
+            ("no-op preview <= 1.5x empty program", f"{results['engine']['ratio']}x", results["engine"]["ratio"] <= 1.5)
+        )
+    if "rebuild" in results:
+        share = results["rebuild"]["model_only_share"]
+        checks.append(("model-only rebuild <= 15% of cold", f"{share * 100:.1f}%", share <= 0.15))
+    if "bootstrap" in results and results["bootstrap"]["cold_s"] is not None:
+        boot = results["bootstrap"]
+        checks.append(("bootstrap cold <= 40 min", f"{boot['cold_s']} s", boot["cold_s"] <= 2400))
+        checks.append(("bootstrap warm <= 60 s", f"{boot['warm_s']} s", (boot["warm_s"] or 0) <= 60))
+    return checks
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [f"Measured {results['when']} on {results['machine']}.", ""]
+    if "serving" in results:
+        lines += [
+            "### Serving (seed's Ridge model; wrk, POST, 2 CPUs per container)",
+            "",
+            "| concurrency | bare req/s | modelplane req/s | ratio | bare p50 / p99 ms | modelplane p50 / p99 ms |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for c, row in results["serving"]["concurrency"].items():
+            b, m = row["bare"], row["modelplane"]
+            lines.append(
+                f"| {c} | {b['rps']:.0f} | {m['rps']:.0f} | {row['rps_ratio']}x | "
+                f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {m['p50_ms']:.1f} / {m['p99_ms']:.1f} |"
+            )
+        lines += ["", f"run() in-process (the ceiling): {results['serving']['run_loop_per_s']:.0f} calls/s.", ""]
+    if "plan" in results:
+        lines += ["### Offline plan cost", "", "| endpoints | seconds | peak MiB |", "| ---: | ---: | ---: |"]
+        lines += [f"| {n} | {r['seconds']} | {r['peak_mib']} |" for n, r in results["plan"]["endpoints"].items()]
+        lines += [
+            "",
+            f"Growth t(500)/t(50): {results['plan']['growth_500_over_50']}. Plot: `bench/results/plan-growth.png`.",
+            "",
+        ]
+    if "engine" in results:
+        e = results["engine"]
+        lines += [
+            "### Engine overhead (median of 3 no-op previews)",
+            "",
+            f"local stack {e['local_preview_s']} s, empty program {e['empty_preview_s']} s: {e['ratio']}x.",
+            "",
+        ]
+    if "rebuild" in results:
+        r = results["rebuild"]
+        lines += [
+            "### Image rebuilds",
+            "",
+            "| build | seconds | share of cold |",
+            "| --- | ---: | ---: |",
+            f"| cold (no cache) | {r['cold_s']} | 100% |",
+            f"| model-only change | {r['model_only_s']} | {r['model_only_share'] * 100:.1f}% |",
+            f"| entry-script change | {r['entry_script_s']} | {r['entry_script_share'] * 100:.1f}% |",
+            "",
+        ]
+    if "bootstrap" in results:
+        b = results["bootstrap"]
+        lines += [
+            "### Bootstrap",
+            "",
+            f"cold {b['cold_s']} s, warm {b['warm_s']} s (from the bootstrap's history).",
+            "",
+        ]
+    lines += ["### Targets", "", "| target | measured | |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {value} | {'met' if ok else 'MISSED'} |" for name, value, ok in targets(results)]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["plan"]["endpoints"]
+    counts = [int(n) for n in rows]
+    figure, seconds_axis = plt.subplots(figsize=(6, 4))
+    seconds_axis.plot(counts, [rows[str(n)]["seconds"] for n in counts], "o-", label="seconds")
+    seconds_axis.set_xlabel("endpoints in the stack")
+    seconds_axis.set_ylabel("offline plan, seconds")
+    memory_axis = seconds_axis.twinx()
+    memory_axis.plot(counts, [rows[str(n)]["peak_mib"] for n in counts], "s--", color="tab:orange", label="peak MiB")
+    memory_axis.set_ylabel("peak memory, MiB")
+    figure.legend(loc="upper left")
+    seconds_axis.set_title("modelplane plan --offline as stacks grow")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=("serving", "plan", "engine", "rebuild", "bootstrap"))
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per point")
+    parser.add_argument("--cold-bootstrap", action="store_true", help="also time a cold bootstrap (minutes)")
+    args = parser.parse_args()
+    chosen = args.only or ["serving", "plan", "engine", "rebuild", "bootstrap"]
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB",
+    }
+    sections: dict[str, Callable[[], Any]] = {
+        "serving": lambda: serving(args.seconds),
+        "plan": plan_cost,
+        "engine": engine_overhead,
+        "rebuild": rebuild,
+        "bootstrap": lambda: bootstrap(args.cold_bootstrap),
+    }
+    for name in chosen:
+        log(f"{name} ...")
+        results[name] = sections[name]()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (RESULTS / "latest.md").write_text(table)
+    if "plan" in results:
+        plot(results, RESULTS / "plan-growth.png")
+    performance = ROOT / "docs" / "performance.md"
+    performance.write_text(
+        "# Performance\n\nThe latest `make bench` (`bench/run.py`); ratios are measured in one run.\n\n" + table
+    )
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
