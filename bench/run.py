@@ -261,7 +261,9 @@ def engine_overhead() -> dict[str, Any]:
     local = open_stack(StackRef.from_args("local", None))
     local.up(on_output=lambda _line: None)
     local_seconds = timed(lambda: local.preview(on_output=lambda _line: None))
-    with tempfile.TemporaryDirectory() as folder:
+    # The empty program lives in the project's (gitignored) state folder, so that the engine's work
+    # around it — git metadata of the checkout, the same backend — is the same for both.
+    with tempfile.TemporaryDirectory(dir=ROOT / ".modelplane", prefix="bench-empty-") as folder:
         project = Path(folder)
         (project / "Pulumi.yaml").write_text(
             f"name: empty\nruntime:\n  name: python\n  options:\n    virtualenv: {venv_bin().parent}\n"

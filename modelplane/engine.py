@@ -11,8 +11,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pulumi import automation as auto
+if TYPE_CHECKING:
+    from pulumi import automation as auto
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PULUMI_VERSION = "3.259.0"
@@ -61,4 +63,7 @@ def default_settings() -> EngineSettings:
 
 def pulumi_command() -> auto.PulumiCommand:
     """The CLI that scripts/bootstrap put beside this interpreter."""
+    # Imported here: the Pulumi program imports this module, and never needs the Automation API.
+    from pulumi import automation as auto
+
     return auto.PulumiCommand(root=str(venv_bin().parent), skip_version_check=True)

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pulumi
 
-from components.aci_endpoint import AciEndpoint, AciEndpointArgs
-from components.aks_cluster import AksCluster, AksClusterArgs, AzureClusterTarget
-from components.aks_endpoint import AksEndpoint, AksEndpointArgs
-from components.edge_module import EdgeModule, EdgeModuleArgs
-from components.fpga_service import FpgaService, FpgaServiceArgs
 from components.local_endpoint import LocalEndpoint, LocalEndpointArgs
 from components.registered_model import AzureModelTarget, RegisteredModel, RegisteredModelArgs
 from components.scoring_image import RegistryTarget, ScoringImage, ScoringImageArgs
-from components.workspace import Workspace, WorkspaceArgs
+
+# The Azure and Kubernetes components are imported only by stacks that use them: their SDKs cost
+# startup time on every preview of a local stack (bench/: engine overhead).
+if TYPE_CHECKING:
+    from components.aci_endpoint import AciEndpoint
+    from components.aks_cluster import AksCluster
+    from components.aks_endpoint import AksEndpoint
+    from components.edge_module import EdgeModule
+    from components.fpga_service import FpgaService
+    from components.workspace import Workspace
 from modelplane.dockerfile import ModelFiles
 from modelplane.engine import PROJECT_ROOT, state_root
 from modelplane.source import SpecError
@@ -58,6 +63,8 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
     azure = spec.target == "azure" and spec.azure is not None
     registry: RegistryTarget | None = None
     if azure:
+        from components.workspace import Workspace, WorkspaceArgs
+
         assert spec.azure is not None
         out.workspace = Workspace(stack_name, WorkspaceArgs(azure=spec.azure, tags=spec.tags))
         registry = RegistryTarget(
@@ -102,8 +109,13 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
             ),
         )
 
+    if spec.clusters or spec.fpga or any(e.compute_type == "aks" for e in spec.endpoints.values()):
+        from components.aks_cluster import AksCluster, AksClusterArgs
+        from components.aks_endpoint import AksEndpoint, AksEndpointArgs
     azure_target = None
     if out.workspace is not None:
+        from components.aks_cluster import AzureClusterTarget
+
         azure_target = AzureClusterTarget(
             resource_group_name=out.workspace.resource_group_name,
             workspace_name=out.workspace.workspace_name,
@@ -128,6 +140,8 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                 ),
             )
         elif isinstance(endpoint, AciEndpointSpec):
+            from components.aci_endpoint import AciEndpoint, AciEndpointArgs
+
             assert out.workspace is not None and registry is not None
             out.endpoints[name] = AciEndpoint(
                 f"endpoint-{name}",
@@ -156,6 +170,8 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
             )
 
     for name, edge in spec.edge.items():
+        from components.edge_module import EdgeModule, EdgeModuleArgs
+
         assert out.workspace is not None and registry is not None
         out.edge[name] = EdgeModule(
             f"edge-{name}",
@@ -172,6 +188,8 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
         )
 
     for name, fpga in spec.fpga.items():
+        from components.fpga_service import FpgaService, FpgaServiceArgs
+
         assert azure_target is not None
         out.fpga[name] = FpgaService(
             f"fpga-{name}",

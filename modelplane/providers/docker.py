@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
+if TYPE_CHECKING:
+    import docker
+
 import pulumi
-from docker.errors import APIError, BuildError, ImageNotFound, NotFound
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 # Keys whose change means the container must be recreated (a container's config is immutable).
@@ -24,6 +25,10 @@ CONTAINER_REPLACE_KEYS = ("name", "image", "command", "env", "ports", "labels", 
 
 
 def _client() -> docker.DockerClient:
+    # The client (and its HTTP stack) is imported where it is used, in the provider process: the
+    # program imports this module for the resource classes only, on every preview.
+    import docker
+
     return docker.from_env(timeout=600)
 
 
@@ -91,13 +96,15 @@ class ContainerProvider(ResourceProvider):
     """Creates, reads and removes one container."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        from docker import errors
+
         client = _client()
         try:
             stale = client.containers.get(props["name"])
             # A container left by a failed run, with our name: replace it rather than fail.
             if stale.labels.get("modelplane.managed") == "true":
                 stale.remove(force=True)
-        except NotFound:
+        except errors.NotFound:
             pass
         kwargs: dict[str, Any] = {
             "name": props["name"],
@@ -135,15 +142,17 @@ class ContainerProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=changed, stables=["container_id"], delete_before_replace=True)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from docker import errors
+
         client = _client()
         try:
             container = client.containers.get(id_)
-        except NotFound:
+        except errors.NotFound:
             # Recreated by hand under the same name: report that container, so the difference
             # (another id, another environment) shows, rather than "gone".
             try:
                 container = client.containers.get(props.get("name") or id_)
-            except NotFound:
+            except errors.NotFound:
                 return ReadResult(id_="", outs={})
         state = _container_state(container)
         outs = dict(props)
@@ -174,7 +183,9 @@ class ContainerProvider(ResourceProvider):
         return UpdateResult(outs=news)
 
     def delete(self, id_: str, _props: dict[str, Any]) -> None:
-        with contextlib.suppress(NotFound):
+        from docker import errors
+
+        with contextlib.suppress(errors.NotFound):
             _client().containers.get(id_).remove(force=True)
 
 
@@ -205,6 +216,8 @@ class ImageProvider(ResourceProvider):
     """Builds an image from a context folder under a content-addressed tag; removes it on delete."""
 
     def _build(self, props: dict[str, Any]) -> dict[str, Any]:
+        from docker import errors
+
         client = _client()
         try:
             image, _logs = client.images.build(
@@ -215,7 +228,7 @@ class ImageProvider(ResourceProvider):
                 forcerm=True,
                 labels={**(props.get("labels") or {}), "modelplane.managed": "true"},
             )
-        except BuildError as error:
+        except errors.BuildError as error:
             log = "".join(str(chunk.get("stream", "")) for chunk in error.build_log if isinstance(chunk, dict))
             raise RuntimeError(f"docker build of {props['tag']} failed: {error.msg}\n{log[-4000:]}") from None
         registry = props.get("registry")
@@ -240,9 +253,11 @@ class ImageProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=changed, stables=[], delete_before_replace=False)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        from docker import errors
+
         try:
             image = _client().images.get(id_)
-        except ImageNotFound:
+        except errors.ImageNotFound:
             return ReadResult(id_="", outs={})
         # An image retagged by hand under our tag carries other labels (or none): that shows as a
         # label change, which `up` repairs by rebuilding.
@@ -255,11 +270,13 @@ class ImageProvider(ResourceProvider):
         the same tag before the old resource is deleted, and a tag can be moved by hand, so the tag
         is removed only while it still points at our build; otherwise our build is removed by id
         if nothing else tags it."""
+        from docker import errors
+
         client = _client()
         built = props.get("image_id")
         try:
             current: str | None = client.images.get(id_).id
-        except ImageNotFound:
+        except errors.ImageNotFound:
             current = None
         try:
             if current is not None and current == built:
@@ -268,9 +285,9 @@ class ImageProvider(ResourceProvider):
                 old = client.images.get(built)
                 if not old.tags:
                     client.images.remove(built, force=False, noprune=False)
-        except (ImageNotFound, NotFound):
+        except (errors.ImageNotFound, errors.NotFound):
             pass
-        except APIError as error:
+        except errors.APIError as error:
             # Still used by a container outside this stack: leave it, and say so.
             pulumi.log.warn(f"image {id_} was not removed: {error.explanation}")
 
