@@ -124,7 +124,7 @@ def ratio(a: float, b: float) -> float:
 # --- 1. serving -----------------------------------------------------------------------------------
 
 
-def serving(seconds: int) -> dict[str, Any]:
+def serving(seconds: int, repeats: int = 3) -> dict[str, Any]:
     client = docker.from_env()
     with tempfile.TemporaryDirectory() as folder:
         context = Path(folder) / "context"
@@ -158,11 +158,21 @@ def serving(seconds: int) -> dict[str, Any]:
             urls[name] = f"http://127.0.0.1:{port}"
             wait_ready(f"{urls[name]}/")
         for concurrency in (1, 16, 64):
-            row = {}
-            for name in ("bare", "modelplane"):
-                wrk(f"{urls[name]}/score", concurrency, 2, KEY if name == "modelplane" else None)  # warm up
-                row[name] = wrk(f"{urls[name]}/score", concurrency, seconds, KEY if name == "modelplane" else None)
-                log(f"serving c={concurrency} {name}: {row[name]['rps']:.0f} req/s, p99 {row[name]['p99_ms']:.1f} ms")
+            # Alternate the two servers and keep the median of `repeats` runs each: this machine's
+            # load generator shares its two cores with the server, and single runs vary by 2x.
+            samples: dict[str, list[dict[str, float]]] = {"bare": [], "modelplane": []}
+            for _ in range(repeats):
+                for name in ("bare", "modelplane"):
+                    key = KEY if name == "modelplane" else None
+                    wrk(f"{urls[name]}/score", concurrency, 1, key)  # warm up
+                    samples[name].append(wrk(f"{urls[name]}/score", concurrency, seconds, key))
+            row: dict[str, Any] = {}
+            for name, runs in samples.items():
+                row[name] = {metric: statistics.median(r[metric] for r in runs) for metric in runs[0]}
+                log(
+                    f"serving c={concurrency} {name}: {row[name]['rps']:.0f} req/s, p99 {row[name]['p99_ms']:.1f} ms "
+                    f"(median of {repeats}: {[round(r['rps']) for r in runs]})"
+                )
             row["rps_ratio"] = ratio(row["modelplane"]["rps"], row["bare"]["rps"])
             row["p99_ratio"] = ratio(row["modelplane"]["p99_ms"], row["bare"]["p99_ms"])
             results["concurrency"][str(concurrency)] = row
@@ -481,7 +491,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=("serving", "plan", "engine", "rebuild", "bootstrap"))
-    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per point")
+    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per server and concurrency (median kept)")
     parser.add_argument("--cold-bootstrap", action="store_true", help="also time a cold bootstrap (minutes)")
     args = parser.parse_args()
     chosen = args.only or ["serving", "plan", "engine", "rebuild", "bootstrap"]
@@ -490,7 +501,7 @@ def main() -> int:
         "machine": f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB",
     }
     sections: dict[str, Callable[[], Any]] = {
-        "serving": lambda: serving(args.seconds),
+        "serving": lambda: serving(args.seconds, args.repeats),
         "plan": plan_cost,
         "engine": engine_overhead,
         "rebuild": rebuild,

@@ -28,14 +28,17 @@ def container_cpus() -> float:
 
 
 def worker_count(cpus: float) -> int:
-    """One worker per CPU plus one (so one request's I/O does not idle a core); at least 1."""
-    return max(1, math.ceil(cpus) + 1)
+    """One worker per CPU: scoring is CPU-bound, and more sync workers than cores only contend
+    (bench/: serving measured cpus + 1 slower at every concurrency); at least 1."""
+    return max(1, math.ceil(cpus))
 
 
 def main() -> None:
     port = os.environ.get("MODELPLANE_PORT", "5001")
     workers = os.environ.get("MODELPLANE_WORKERS") or str(worker_count(container_cpus()))
     timeout = str(max(30, int(os.environ.get("MODELPLANE_SCORING_TIMEOUT_MS", "60000")) // 1000 + 5))
+    # --error-logfile /dev/null as azmlinfsrv does: the AML server logs through its own handlers,
+    # and gunicorn's error log would write every line a second time (bench/: serving).
     sys.argv = [
         "gunicorn",
         "-b",
@@ -46,6 +49,8 @@ def main() -> None:
         timeout,
         "--access-logfile",
         "-",
+        "--error-logfile",
+        "/dev/null",
         "modelplane_runtime.app:app",
     ]
     from gunicorn.app.wsgiapp import run
