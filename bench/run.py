@@ -8,8 +8,8 @@
 4. rebuild: cold image build, rebuild after a model-only change, after an entry-script change.
 5. bootstrap: cold and warm runs, from the bootstrap's own history (`--cold-bootstrap` makes one).
 
-Writes bench/results/<time>.json, bench/results/latest.md, bench/results/plan-growth.png and the
-table into docs/performance.md; prints each target as met or missed.
+Writes bench/results/<time>.json and latest.json (sections not rerun keep their last figures),
+docs/performance.md (tables) and docs/plan-growth.png; prints each target as met or missed.
 """
 
 from __future__ import annotations
@@ -431,7 +431,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"| {n} | {r['seconds']} | {r['peak_mib']} |" for n, r in results["plan"]["endpoints"].items()]
         lines += [
             "",
-            f"Growth t(500)/t(50): {results['plan']['growth_500_over_50']}. Plot: `bench/results/plan-growth.png`.",
+            f"Growth t(500)/t(50): {results['plan']['growth_500_over_50']}.",
+            "",
+            "![plan growth](plan-growth.png)",
             "",
         ]
     if "engine" in results:
@@ -507,16 +509,22 @@ def main() -> int:
         "rebuild": rebuild,
         "bootstrap": lambda: bootstrap(args.cold_bootstrap),
     }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    latest = RESULTS / "latest.json"
+    if latest.exists():
+        # Sections not run this time keep their last figures (each says when it was measured).
+        previous = json.loads(latest.read_text())
+        results.update({k: v for k, v in previous.items() if k in sections})
     for name in chosen:
         log(f"{name} ...")
-        results[name] = sections[name]()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+        results[name] = {**sections[name](), "measured": results["when"]}
+    latest.write_text(json.dumps(results, indent=2))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2))
     table = markdown(results)
     (RESULTS / "latest.md").write_text(table)
     if "plan" in results:
-        plot(results, RESULTS / "plan-growth.png")
+        plot(results, ROOT / "docs" / "plan-growth.png")
     performance = ROOT / "docs" / "performance.md"
     performance.write_text(
         "# Performance\n\nThe latest `make bench` (`bench/run.py`); ratios are measured in one run.\n\n" + table

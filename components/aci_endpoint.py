@@ -60,11 +60,7 @@ class AciEndpoint(pulumi.ComponentResource):
                 {"name": "MODELPLANE_PRIMARY_KEY", "secure_value": keys.primary_key},
                 {"name": "MODELPLANE_SECONDARY_KEY", "secure_value": keys.secondary_key},
             ]
-            self.keys = pulumi.Output.secret(
-                pulumi.Output.all(keys.primary_key, keys.secondary_key).apply(
-                    lambda pair: {"primary_key": pair[0], "secondary_key": pair[1]}
-                )
-            )
+            self.keys = keys.as_secret_dict()
         else:
             self.keys = pulumi.Output.secret({})
         group = containerinstance.ContainerGroup(

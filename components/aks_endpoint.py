@@ -137,11 +137,7 @@ class AksEndpoint(pulumi.ComponentResource):
                         "value_from": {"secret_key_ref": {"name": key_secret.metadata.name, "key": key}},
                     }
                 )
-            self.keys = pulumi.Output.secret(
-                pulumi.Output.all(keys.primary_key, keys.secondary_key).apply(
-                    lambda pair: {"primary_key": pair[0], "secondary_key": pair[1]}
-                )
-            )
+            self.keys = keys.as_secret_dict()
         else:
             self.keys = pulumi.Output.secret({})
         pod_spec: dict[str, object] = {

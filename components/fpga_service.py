@@ -99,11 +99,7 @@ class FpgaService(pulumi.ComponentResource):
                     "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": "secondary-key"}},
                 },
             ]
-            self.keys = pulumi.Output.secret(
-                pulumi.Output.all(keys.primary_key, keys.secondary_key).apply(
-                    lambda pair: {"primary_key": pair[0], "secondary_key": pair[1]}
-                )
-            )
+            self.keys = keys.as_secret_dict()
         else:
             self.keys = pulumi.Output.secret({})
         k8s.apps.v1.Deployment(

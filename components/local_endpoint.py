@@ -54,11 +54,7 @@ class LocalEndpoint(pulumi.ComponentResource):
             keys = EndpointKeys(f"{name}-keys", opts=child)
             env["MODELPLANE_PRIMARY_KEY"] = keys.primary_key
             env["MODELPLANE_SECONDARY_KEY"] = keys.secondary_key
-            self.keys = pulumi.Output.secret(
-                pulumi.Output.all(keys.primary_key, keys.secondary_key).apply(
-                    lambda pair: {"primary_key": pair[0], "secondary_key": pair[1]}
-                )
-            )
+            self.keys = keys.as_secret_dict()
         else:
             self.keys = pulumi.Output.secret({})
         props: dict[str, object] = {

@@ -114,19 +114,24 @@ class EdgeDeploymentProvider(ResourceProvider):
         if response.status_code >= 400:
             raise RuntimeError(f"IoT Hub refused to {action}: HTTP {response.status_code} {response.text[:500]}")
 
+    def _apply_to_device(
+        self, base: str, headers: dict[str, str], device_id: str, content: dict[str, Any], action: str
+    ) -> None:
+        device = urllib.parse.quote(device_id, safe="")
+        response = requests.post(
+            f"{base}/devices/{device}/applyConfigurationContent",
+            params={"api-version": API_VERSION},
+            headers=headers,
+            data=json.dumps({"modulesContent": content}),
+            timeout=60,
+        )
+        self._check(response, f"{action} device {device_id}")
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         base, headers = self._session(props)
         content = props["content"]
         if props.get("device_id"):
-            device = urllib.parse.quote(props["device_id"], safe="")
-            response = requests.post(
-                f"{base}/devices/{device}/applyConfigurationContent",
-                params={"api-version": API_VERSION},
-                headers=headers,
-                data=json.dumps({"modulesContent": content}),
-                timeout=60,
-            )
-            self._check(response, f"apply the deployment to device {props['device_id']}")
+            self._apply_to_device(base, headers, props["device_id"], content, "apply the deployment to")
             deployment_id = f"device:{props['device_id']}"
         else:
             deployment_id = content_id(props["name"], content, props["target_condition"])
@@ -181,15 +186,7 @@ class EdgeDeploymentProvider(ResourceProvider):
             # A device keeps running its last content; leave it with the runtime only.
             empty = edge_manifest("none", "none", {}, {}, {})
             empty["$edgeAgent"]["properties.desired"]["modules"] = {}
-            device = urllib.parse.quote(props["device_id"], safe="")
-            response = requests.post(
-                f"{base}/devices/{device}/applyConfigurationContent",
-                params={"api-version": API_VERSION},
-                headers=headers,
-                data=json.dumps({"modulesContent": empty}),
-                timeout=60,
-            )
-            self._check(response, f"clear the deployment of device {props['device_id']}")
+            self._apply_to_device(base, headers, props["device_id"], empty, "clear the deployment of")
             return
         response = requests.delete(
             f"{base}/configurations/{id_}",

@@ -46,3 +46,8 @@ class EndpointKeys(Resource):
             {"rotation": rotation, "primary_key": None, "secondary_key": None},
             pulumi.ResourceOptions.merge(secret_outputs, opts),
         )
+
+    def as_secret_dict(self) -> pulumi.Output[dict[str, str]]:
+        """{"primary_key": …, "secondary_key": …} as one secret output (an endpoint's `keys`)."""
+        pair = pulumi.Output.all(self.primary_key, self.secondary_key)
+        return pulumi.Output.secret(pair.apply(lambda keys: {"primary_key": keys[0], "secondary_key": keys[1]}))
