@@ -211,12 +211,7 @@ def _plan(args: argparse.Namespace) -> int:
     else:
         progress = printer(sys.stderr) if args.format != "text" or args.out else None
         result = planning.online_plan(open_stack(ref), config_file, progress)
-    text = planning.render(result, args.format)
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-        print(f"plan written to {args.out}")
-    else:
-        sys.stdout.write(text)
+    _emit(planning.render(result, args.format), args.out, "plan")
     if result.mandatory_violations:
         print(f"modelplane: {len(result.mandatory_violations)} mandatory policy violation(s)", file=sys.stderr)
         return EXIT_ERROR
@@ -232,12 +227,7 @@ def _drift(args: argparse.Namespace) -> int:
     stack = open_stack(ref, create=False)
     progress = printer(sys.stderr) if args.format != "text" or args.out else None
     report = drift.detect(stack, progress)
-    text = drift.render(report, args.format)
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-        print(f"drift report written to {args.out}")
-    else:
-        sys.stdout.write(text)
+    _emit(drift.render(report, args.format), args.out, "drift report")
     if not report.drifted:
         return EXIT_OK
     if not args.remediate:
@@ -254,6 +244,23 @@ def _drift(args: argparse.Namespace) -> int:
     after = drift.detect(stack)
     sys.stdout.write(drift.render(after, "text"))
     return EXIT_INVALID if after.drifted else EXIT_OK
+
+
+def _add_report_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    parser.add_argument("--out", metavar="FILE", help=f"write the {what} here instead of stdout")
+
+
+def _add_policy_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
+
+
+def _emit(text: str, out: str | None, what: str) -> None:
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"{what} written to {out}")
+    else:
+        sys.stdout.write(text)
 
 
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
@@ -276,23 +283,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack_options(preview)
     preview.add_argument("--diff", action="store_true", help="show property-level differences")
     preview.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
-    preview.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
+    _add_policy_option(preview)
     preview.set_defaults(handler=_preview)
 
     plan = commands.add_parser("plan", help="preview + policy verdicts, as text, Markdown or JSON")
     _add_stack_options(plan)
     plan.add_argument("--offline", action="store_true", help="no engine, no credentials: the program under mocks")
     plan.add_argument("--against", metavar="REF", help="compare with a git ref or a saved JSON plan (offline)")
-    plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    plan.add_argument("--out", metavar="FILE", help="write the plan here instead of stdout")
-    plan.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
+    _add_report_options(plan, "plan")
+    _add_policy_option(plan)
     plan.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
     plan.set_defaults(handler=_plan)
 
     up = commands.add_parser("up", help="deploy the stack")
     _add_stack_options(up)
     up.add_argument("--yes", action="store_true", help="apply without asking")
-    up.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
+    _add_policy_option(up)
     up.set_defaults(handler=_up)
 
     destroy = commands.add_parser("destroy", help="remove everything the stack deployed")
@@ -302,11 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     drift = commands.add_parser("drift", help="report what changed outside Modelplane; exit 2 on drift")
     _add_stack_options(drift)
-    drift.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    drift.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
+    _add_report_options(drift, "report")
     drift.add_argument("--remediate", action="store_true", help="bring the stack back to its declaration")
     drift.add_argument("--yes", action="store_true", help="remediate without asking")
-    drift.add_argument("--policy-config", metavar="FILE", help="default: policies/config/<stack>.json")
+    _add_policy_option(drift)
     drift.set_defaults(handler=_drift)
 
     outputs = commands.add_parser("outputs", help="print the stack's outputs as JSON")
