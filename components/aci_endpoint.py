@@ -10,11 +10,9 @@ from pulumi_azure_native import containerinstance
 from components.scoring_image import RegistryTarget
 from modelplane.providers.keys import EndpointKeys
 from modelplane.spec import AciEndpointSpec
+from policies.production import ACI_MAX_CPU, ACI_MAX_MEMORY_GB
 
 ACI_PORT = 80
-# Per container group, in the regions AML supported (AML's own ACI limits).
-ACI_MAX_CPU = 4.0
-ACI_MAX_MEMORY_GB = 16.0
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,5 @@ class AksCluster(pulumi.ComponentResource):
                 tags=compute_tags,
                 opts=child,
             )
-        self.kubeconfig = kubeconfig
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=kubeconfig, opts=child)
         self.register_outputs({"kubernetes_version": self.kubernetes_version})

@@ -12,7 +12,6 @@ from components.aks_cluster import AksCluster, AksClusterArgs, AzureClusterTarge
 from modelplane.providers.keys import EndpointKeys
 from modelplane.spec import ClusterSpec, FpgaSpec
 
-FPGA_REGIONS = ("eastus", "westus2", "westeurope", "southeastasia")
 FPGA_RESOURCE = "microsoft.com/fpga"
 # Repository of AML's accelerated (Project Brainwave) model servers; override with `image:`.
 ACCELERATED_IMAGE = "mcr.microsoft.com/azureml/accelerated-models/{model}:latest"

@@ -312,10 +312,6 @@ class StackSpec(Strict):
     source: Path = Field(Path("."), exclude=True, description="The stack file.")
     name: str = Field("stack", description="Stack name (the file's stem).")
 
-    @property
-    def is_production(self) -> bool:
-        return self.tags.get("environment", "").lower() in ("prod", "production")
-
 
 # ------------------------------------------------------------------------------------------------
 # AML v1 JSON files → the same fields.
@@ -384,7 +380,6 @@ DEPLOYMENT_CONFIG_IGNORED = {
     "type",
     "keyVaultSecretName",
     "vnetConfiguration",
-    "dnsNameLabel",
 }
 COMPUTE_TYPES = {"local": "local", "aci": "aci", "aks": "aks"}
 

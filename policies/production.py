@@ -9,6 +9,7 @@ from policies.rules import Resource, Rule, RuleConfig, is_modelplane_deployment
 ACI = "azure-native:containerinstance:ContainerGroup"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
+# Per container group, in the regions AML supported; the AciEndpoint component checks them too.
 ACI_MAX_CPU = 4.0
 ACI_MAX_MEMORY_GB = 16.0
 

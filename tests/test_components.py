@@ -367,3 +367,29 @@ def test_local_stack_runs_containers_with_keys_in_secret_env(tmp_path: Path) -> 
     stores = [r for r in run.mocks.of_type(DYNAMIC) if "store" in r.inputs]
     assert {s.inputs["name"] for s in stores} == {"diabetes-ridge", "digits"}
     assert not [r for r in run.mocks.resources if r.typ.startswith("azure-native:")]
+
+
+def test_aci_deployment_config_json_keeps_every_mapped_key(tmp_path: Path) -> None:
+    """An AML v1 ACI deploymentconfig.json: each key it maps lands on the endpoint (none ignored)."""
+    (tmp_path / "deploy.json").write_text(
+        json.dumps(
+            {
+                "computeType": "ACI",
+                "containerResourceRequirements": {"cpu": 1.5, "memoryInGB": 3},
+                "authEnabled": True,
+                "dnsNameLabel": "from-json",
+                "location": "westeurope",
+                "appInsightsEnabled": True,
+            }
+        )
+    )
+    stack = tmp_path / "dev.yaml"
+    text = (STACKS / "dev.yaml").read_text().replace("../examples", str(ROOT / "examples"))
+    start = text.index("  regression-aci:\n")
+    stack.write_text(
+        text[:start] + f"  regression-aci:\n    image: regression\n    deployment_config: {tmp_path}/deploy.json\n"
+    )
+    endpoint = load_stack(stack).endpoints["regression-aci"]
+    assert isinstance(endpoint, AciEndpointSpec)
+    assert (endpoint.cpu_cores, endpoint.memory_gb, endpoint.auth_enabled) == (1.5, 3, True)
+    assert (endpoint.dns_name_label, endpoint.location) == ("from-json", "westeurope")
