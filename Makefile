@@ -4,16 +4,20 @@ VENV := .venv/bin
 export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 
-.PHONY: bootstrap up test lint bench
+.PHONY: bootstrap bootstrap-kubernetes up test lint bench
 
 bootstrap:
 	@scripts/bootstrap
+
+# The local Kubernetes control plane and the pulumi-kubernetes plugin: only the tests need them.
+bootstrap-kubernetes: bootstrap
+	@scripts/bootstrap-kubernetes
 
 up: bootstrap
 	$(VENV)/modelplane up --stack local --yes
 	$(VENV)/modelplane invoke --stack local --all-samples
 
-test: bootstrap
+test: bootstrap bootstrap-kubernetes
 	$(VENV)/python -m pytest -p no:cacheprovider
 
 lint: bootstrap

@@ -38,6 +38,11 @@ class AksClusterArgs:
     """Workspace to register the cluster with; None only for a kubeconfig-attached cluster."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags on Azure resources."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces its endpoints use that the cluster does not have by itself (created here, once)."""
+
+
+BUILT_IN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 
 def check_cluster_args(args: AksClusterArgs) -> None:
@@ -174,4 +179,14 @@ class AksCluster(pulumi.ComponentResource):
                 opts=child,
             )
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=kubeconfig, opts=child)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        # One Namespace per namespace in use, so that endpoints sharing one do not fight over it.
+        self.namespaces: dict[str, k8s.core.v1.Namespace] = {
+            namespace: k8s.core.v1.Namespace(
+                f"{name}-ns-{namespace}",
+                metadata={"name": namespace, "labels": {"app.kubernetes.io/managed-by": "modelplane"}},
+                opts=on_cluster,
+            )
+            for namespace in sorted(set(args.namespaces) - BUILT_IN_NAMESPACES)
+        }
         self.register_outputs({"kubernetes_version": self.kubernetes_version})

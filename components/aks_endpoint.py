@@ -16,6 +16,10 @@ from modelplane.spec import AksEndpointSpec, SslSpec
 
 CONTAINER_PORT = 5001
 SERVICE_PORT = 80
+# The stack is the authority on the fields it declares: a hand edit (`kubectl scale`, `kubectl edit`)
+# takes those fields' server-side-apply ownership, and without force the next `up` or drift
+# remediation would fail with a field conflict instead of restoring them.
+MANAGED_ANNOTATIONS = {"pulumi.com/patchForce": "true"}
 
 
 @dataclass(frozen=True)
@@ -103,14 +107,22 @@ class AksEndpoint(pulumi.ComponentResource):
         super().__init__("modelplane:index:AksEndpoint", name, None, opts)
         check_aks_args(args)
         spec = args.spec
-        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.cluster.provider)
+        namespace = args.cluster.namespaces.get(spec.namespace)
+        on_cluster = pulumi.ResourceOptions(
+            parent=self, provider=args.cluster.provider, depends_on=[namespace] if namespace is not None else []
+        )
         labels = {
             "app.kubernetes.io/name": args.endpoint_name,
             "app.kubernetes.io/managed-by": "modelplane",
             **({"modelplane.io/environment": args.environment} if args.environment else {}),
             **args.labels,
         }
-        metadata: dict[str, object] = {"name": args.endpoint_name, "namespace": spec.namespace, "labels": labels}
+        metadata: dict[str, object] = {
+            "name": args.endpoint_name,
+            "namespace": spec.namespace,
+            "labels": labels,
+            "annotations": MANAGED_ANNOTATIONS,
+        }
         env: list[dict[str, object]] = [
             {"name": "MODELPLANE_PORT", "value": str(CONTAINER_PORT)},
             {"name": "MODELPLANE_SCORING_TIMEOUT_MS", "value": str(spec.scoring_timeout_ms)},
@@ -180,7 +192,7 @@ class AksEndpoint(pulumi.ComponentResource):
             },
             opts=on_cluster,
         )
-        service_annotations = {}
+        service_annotations = dict(MANAGED_ANNOTATIONS)
         if args.cluster.load_balancer_type == "InternalLoadBalancer":
             service_annotations["service.beta.kubernetes.io/azure-load-balancer-internal"] = "true"
         service = k8s.core.v1.Service(

@@ -328,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def engine_error_lines(error: auto.CommandError) -> list[str]:
+    """The `error: …` lines of the failed command's stderr."""
+    _, _, stderr = str(error).partition("\n stderr: ")
+    return [line.strip() for line in stderr.splitlines() if line.strip().startswith("error:")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -341,9 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except auto.StackNotFoundError:
         print("modelplane: the stack has not been deployed yet (run `modelplane up`)", file=sys.stderr)
         return EXIT_ERROR
-    except auto.CommandError:
-        # Pulumi already printed the details through on_output.
-        print("modelplane: the engine reported a failure; its output above says where", file=sys.stderr)
+    except auto.CommandError as error:
+        # Progress went to stdout as it came; the engine's own error lines (stderr) are not streamed,
+        # and are all there is when a non-streaming command (stack selection, config) failed.
+        for line in engine_error_lines(error):
+            print(f"pulumi: {line}", file=sys.stderr)
+        print("modelplane: the engine reported a failure; see above", file=sys.stderr)
         return EXIT_ERROR
     except requests.RequestException as error:
         print(f"modelplane: request failed: {error}", file=sys.stderr)

@@ -10,7 +10,7 @@ environment shows through its fingerprint, never its value).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,7 +19,17 @@ from pulumi import automation as auto
 from modelplane.plan import MARKDOWN_LIMIT, SECRET, Change, flatten, short_value, table_cell
 
 # Outputs that are bookkeeping, not state a person declared or cares about.
-IGNORED_OUTPUTS = frozenset({"__provider"})
+# `__inputs`: pulumi-kubernetes keeps the inputs among the outputs; the live object says it all.
+IGNORED_OUTPUTS = frozenset({"__provider", "__inputs", "__fieldManager", "__initialApiVersion"})
+# Kubernetes objects report what controllers keep rewriting (status, bookkeeping metadata): a
+# change there is the cluster working, not drift. Paths are prefixes of flattened outputs.
+KUBERNETES_VOLATILE = (
+    "status",
+    "metadata.resourceVersion",
+    "metadata.managedFields",
+    "metadata.generation",
+    "metadata.annotations.deployment.kubernetes.io/revision",
+)
 # Output → (path shown, why): secret values that drift is detected through.
 FINGERPRINTS = {"env_fingerprint": "env"}
 COMPONENT_KINDS = {
@@ -90,9 +100,24 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def differences(recorded: Mapping[str, Any], actual: Mapping[str, Any]) -> tuple[Change, ...]:
-    """Property paths whose value the provider reports differently from the state."""
+def _volatile(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith((f"{p}.", f"{p}[")) for p in prefixes)
+
+
+def differences(
+    recorded: Mapping[str, Any],
+    actual: Mapping[str, Any],
+    resource_type: str = "",
+    changed_paths: Iterable[str] = (),
+) -> tuple[Change, ...]:
+    """Property paths whose value the provider reports differently from the state.
+
+    Secret outputs arrive masked; one changed if the engine's detailed diff (`changed_paths`, which
+    it computes on the real values) names a path inside it, or if its fingerprint output changed.
+    """
+    volatile = KUBERNETES_VOLATILE if resource_type.startswith("kubernetes:") else ()
     changes: list[Change] = []
+    fingerprinted = {FINGERPRINTS[k] for k in recorded if k in FINGERPRINTS}
     for key in sorted(set(recorded) | set(actual)):
         if key in IGNORED_OUTPUTS or key not in recorded:
             # Not recorded at deploy time (an output added later): nothing to compare with.
@@ -103,10 +128,14 @@ def differences(recorded: Mapping[str, Any], actual: Mapping[str, Any]) -> tuple
             continue
         old, new = recorded.get(key), actual.get(key)
         if _is_secret(old) or _is_secret(new):
-            continue  # compared through its fingerprint, if it has one
+            if key in fingerprinted:
+                continue  # reported through its fingerprint
+            inside = sorted(p for p in changed_paths if p == key or p.startswith((f"{key}.", f"{key}[")))
+            changes += [Change(path, SECRET, f"{SECRET} (changed)") for path in inside]
+            continue
         flat_old, flat_new = flatten(_shown(old), key), flatten(_shown(new), key)
         for path in sorted(set(flat_old) | set(flat_new)):
-            if flat_old.get(path) != flat_new.get(path):
+            if flat_old.get(path) != flat_new.get(path) and not _volatile(path, volatile):
                 changes.append(Change(path, flat_old.get(path), flat_new.get(path)))
     return tuple(changes)
 
@@ -129,7 +158,12 @@ def detect(stack: auto.Stack, progress: Callable[[str], None] | None = None) -> 
         if op == "delete":
             report.resources.append(DriftedResource(name, metadata.type, component_label(parent), "disappeared"))
         elif op == "update" and metadata.old is not None and metadata.new is not None:
-            changes = differences(metadata.old.outputs or {}, metadata.new.outputs or {})
+            changes = differences(
+                metadata.old.outputs or {},
+                metadata.new.outputs or {},
+                metadata.type,
+                (metadata.detailed_diff or {}).keys(),
+            )
             if changes:
                 report.resources.append(
                     DriftedResource(name, metadata.type, component_label(parent), "changed", changes)

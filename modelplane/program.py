@@ -38,8 +38,8 @@ class ProgramOptions:
     """Local model store and image build contexts live under here."""
     iot_hub_endpoint: str | None = None
     """IoT Hub data-plane base URL override (a local double in tests)."""
-    service_type: str = "LoadBalancer"
-    """Kubernetes Service type for AKS endpoints."""
+    service_type: str | None = None
+    """Kubernetes Service type for AKS endpoints, overriding each cluster's `service_type`."""
     extra_labels: dict[str, str] = field(default_factory=dict)
     """Labels added to local containers."""
 
@@ -122,8 +122,12 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
             location=out.workspace.location,
         )
     for name, cluster in spec.clusters.items():
+        namespaces = tuple(
+            e.namespace for e in spec.endpoints.values() if isinstance(e, AksEndpointSpec) and e.cluster == name
+        )
         out.clusters[name] = AksCluster(
-            f"cluster-{name}", AksClusterArgs(cluster_name=name, spec=cluster, azure=azure_target, tags=spec.tags)
+            f"cluster-{name}",
+            AksClusterArgs(cluster_name=name, spec=cluster, azure=azure_target, tags=spec.tags, namespaces=namespaces),
         )
 
     for name, endpoint in spec.endpoints.items():
@@ -164,7 +168,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                     image_ref=image_ref,
                     cluster=out.clusters[endpoint.cluster],
                     registry=registry,
-                    service_type=options.service_type,
+                    service_type=options.service_type or spec.clusters[endpoint.cluster].service_type,
                     environment=spec.tags.get("environment"),
                 ),
             )
@@ -243,6 +247,6 @@ def run() -> None:
         ) from None
     options = ProgramOptions(
         iot_hub_endpoint=config.get("iotHubEndpoint"),
-        service_type=config.get("serviceType") or "LoadBalancer",
+        service_type=config.get("serviceType"),
     )
     export(build_stack(spec, stack_name, options))

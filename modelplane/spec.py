@@ -148,6 +148,10 @@ class ClusterSpec(Strict):
     dns_service_ip: str | None = Field(None, description="Kubernetes DNS service IP (inside service_cidr).")
     docker_bridge_cidr: str | None = Field(None, description="Docker bridge address range.")
     load_balancer_type: Literal["PublicIp", "InternalLoadBalancer"] = Field("PublicIp", description="Ingress.")
+    service_type: Literal["LoadBalancer", "ClusterIP", "NodePort"] = Field(
+        "LoadBalancer",
+        description="Kubernetes Service type of its endpoints: ClusterIP where no cloud load balancer exists.",
+    )
     ssl: SslSpec | None = Field(None, description="TLS for the cluster's scoring front end.")
     attach: AttachSpec | None = Field(None, description="Attach an existing cluster instead of creating one.")
 

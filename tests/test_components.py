@@ -239,6 +239,23 @@ def test_aks_deployment_requests_probes_and_keys_from_the_secret(prod: MockRun) 
     assert is_secret(string_data) or is_secret(string_data["tls.key"]), "the private key stays a secret"
 
 
+def test_a_namespace_two_endpoints_share_is_created_once_by_the_cluster(prod: MockRun) -> None:
+    namespaces = prod.mocks.of_type("kubernetes:core/v1:Namespace")
+    assert [(n.name, n.inputs["metadata"]["name"]) for n in namespaces] == [("cluster-prod-aks-ns-scoring", "scoring")]
+    assert _deployment(prod, "digits")["metadata"]["namespace"] == "scoring"
+
+
+def test_aks_objects_are_owned_by_the_stack(prod: MockRun) -> None:
+    # Without force, one `kubectl scale` would make every later `up` fail with a field conflict.
+    for token, name in (
+        ("kubernetes:apps/v1:Deployment", "endpoint-regression-deployment"),
+        ("kubernetes:core/v1:Service", "endpoint-regression-service"),
+        ("kubernetes:core/v1:Secret", "endpoint-regression-keys-secret"),
+        ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "endpoint-regression-hpa"),
+    ):
+        assert prod.mocks.one(token, name).inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
+
+
 def test_aks_hpa_follows_autoscale(prod: MockRun) -> None:
     hpa = prod.mocks.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "endpoint-regression-hpa").inputs
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)

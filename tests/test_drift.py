@@ -100,6 +100,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     yield handle
     handle.cli("destroy", "--yes")
+    (PROJECT_ROOT / f"Pulumi.{name}.yaml").unlink(missing_ok=True)  # the engine's stack settings
 
 
 def only(report: dict[str, Any]) -> dict[str, Any]:

@@ -96,6 +96,7 @@ endpoints:
     handle = LocalStack(name, stack, workdir, env, port, [])
     yield handle
     handle.cli("destroy", "--yes", check=False)
+    (PROJECT_ROOT / f"Pulumi.{name}.yaml").unlink(missing_ok=True)  # the engine's stack settings
 
 
 def _wait_ready(port: int, seconds: float = 120) -> None:

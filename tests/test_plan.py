@@ -161,3 +161,9 @@ endpoints:
     advisory = cli("plan", "--file", str(stack), env=env)
     assert advisory.returncode == 0, advisory.stderr
     assert "[advisory] local-endpoint-auth" in advisory.stdout
+    # The engine's own error reaches the user, not only "it failed" (here: selecting the stack).
+    (tmp_path / "passphrase").write_text("not-the-passphrase\n")
+    wrong = cli("plan", "--file", str(stack), env=env)
+    (PROJECT_ROOT / "Pulumi.open.yaml").unlink(missing_ok=True)  # the engine's stack settings
+    assert wrong.returncode == 1
+    assert "pulumi: error:" in wrong.stderr and "passphrase" in wrong.stderr, wrong.stderr

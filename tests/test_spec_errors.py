@@ -152,6 +152,11 @@ CASES = [
         [("stack.yaml", 14, "clusters.aks.vm_size", "valid string")],
     ),
     Case(
+        "service-type-enum",
+        replace(AZURE_BASELINE, "    cluster_purpose: FAST_PROD\n", "    service_type: ExternalName\n"),
+        [("stack.yaml", 14, "clusters.aks.service_type", "'LoadBalancer', 'ClusterIP' or 'NodePort'")],
+    ),
+    Case(
         "compute-type-enum",
         replace(BASELINE, "    image: scorer\n", "    compute_type: lambda\n    image: scorer\n"),
         [("stack.yaml", 12, "endpoints.web.compute_type", "local, aci, aks")],

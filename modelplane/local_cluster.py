@@ -1,0 +1,422 @@
+"""A real Kubernetes control plane on loopback, for tests and demos of the AKS path.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler run as local processes (built from
+Go modules by scripts/bootstrap-kubernetes); kwok fakes the nodes and the kubelet, so Deployments
+are scheduled and their pods become Ready without a container runtime. The API server speaks TLS
+with a self-signed CA, authenticates an admin by a static token and authorises with RBAC.
+
+    python -m modelplane.local_cluster up   # prints the kubeconfig path; Ctrl-C stops it
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from modelplane.engine import state_root
+
+CACHE = Path(os.environ.get("MODELPLANE_CACHE", Path.home() / ".cache" / "modelplane"))
+# What scripts/bootstrap-kubernetes builds; the folder name carries the versions.
+KUBERNETES_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.16"
+KWOK_VERSION = "v0.8.0"
+CONTROL_PLANE_DIR = CACHE / "kubernetes" / f"{KUBERNETES_VERSION}-etcd{ETCD_VERSION}-kwok{KWOK_VERSION}"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/24"
+# kwok manages only nodes carrying this annotation (the convention of its own docs).
+FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+
+
+class ClusterError(RuntimeError):
+    """The control plane could not be started (a missing binary, a process that exited, a timeout)."""
+
+
+def control_plane_dir() -> Path:
+    """`$MODELPLANE_KUBE_DIR` when set, else the bootstrap's cache folder."""
+    configured = os.environ.get("MODELPLANE_KUBE_DIR")
+    return Path(configured) if configured else CONTROL_PLANE_DIR
+
+
+def missing_binaries(root: Path | None = None) -> list[str]:
+    bin_dir = (root or control_plane_dir()) / "bin"
+    return [name for name in BINARIES if not os.access(bin_dir / name, os.X_OK)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Files the control plane and its clients share."""
+
+    ca_cert: Path
+    serving_cert: Path
+    serving_key: Path
+    service_account_key: Path
+    service_account_public_key: Path
+    token_file: Path
+    admin_token: str
+
+
+def write_credentials(folder: Path) -> Credentials:
+    """A CA, a serving certificate for 127.0.0.1/localhost, a service-account key pair and an admin
+    token in group system:masters (RBAC's superuser group)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def pem_key(key: Any) -> bytes:
+        return bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+
+    def write(path: Path, data: bytes) -> Path:
+        path.write_bytes(data)
+        path.chmod(0o600)
+        return path
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelplane-local-ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    serving_key = ec.generate_private_key(ec.SECP256R1())
+    serving = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .issuer_name(ca_name)
+        .public_key(serving_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = secrets.token_urlsafe(32)
+    token_file = write(folder / "tokens.csv", f'{token},admin,admin,"system:masters"\n'.encode())
+    return Credentials(
+        ca_cert=write(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
+        serving_cert=write(folder / "apiserver.crt", serving.public_bytes(serialization.Encoding.PEM)),
+        serving_key=write(folder / "apiserver.key", pem_key(serving_key)),
+        service_account_key=write(folder / "service-account.key", pem_key(account_key)),
+        service_account_public_key=write(
+            folder / "service-account.pub",
+            account_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        ),
+        token_file=token_file,
+        admin_token=token,
+    )
+
+
+def kubeconfig_text(server: str, credentials: Credentials, name: str = "modelplane-local") -> str:
+    import base64
+
+    ca = base64.b64encode(credentials.ca_cert.read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": ca}}],
+        "users": [{"name": "admin", "user": {"token": credentials.admin_token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": "admin"}}],
+        "current-context": name,
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def fake_node(name: str) -> dict[str, Any]:
+    """A Node that kwok keeps Ready: room for many replicas of a scoring service."""
+    key, value = FAKE_NODE_ANNOTATION
+    capacity = {"cpu": "32", "memory": "128Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {key: value, "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"},
+        },
+        "status": {"allocatable": capacity, "capacity": capacity},
+    }
+
+
+@dataclass
+class LocalCluster:
+    """One control plane under `workdir`; `start()` then `stop()` (or use it as a context manager)."""
+
+    workdir: Path
+    nodes: int = 2
+    root: Path = field(default_factory=control_plane_dir)
+    log: IO[str] | None = None
+    """Progress lines go here (stderr by default)."""
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    server: str = ""
+    startup_seconds: float = 0.0
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    def _say(self, message: str) -> None:
+        print(f"[local-cluster] {message}", file=self.log or sys.stderr, flush=True)
+
+    def _spawn(self, name: str, args: Sequence[str]) -> None:
+        log_file = (self.workdir / "logs" / f"{name}.log").open("wb")
+        self.processes[name] = subprocess.Popen(
+            [str(self.root / "bin" / name), *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log_file.close()
+
+    def _check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                tail = (self.workdir / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+                raise ClusterError(f"{name} exited with {process.returncode}:\n" + "\n".join(tail))
+
+    def _wait(self, what: str, ready: Any, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                if ready():
+                    return
+            except (OSError, ValueError, subprocess.SubprocessError, ClusterError):
+                pass  # not answering yet
+            time.sleep(0.25)
+        raise ClusterError(f"timed out after {timeout:.0f} s waiting for {what}; logs in {self.workdir / 'logs'}")
+
+    def kubectl(self, *args: str, check: bool = True, input_text: str | None = None) -> str:
+        """Run the bundled kubectl against this cluster; its stdout."""
+        result = subprocess.run(
+            [str(self.root / "bin" / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            input=input_text,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json"))
+
+    def _api_ready(self, credentials: Credentials) -> bool:
+        context = ssl.create_default_context(cafile=str(credentials.ca_cert))
+        request = urllib.request.Request(
+            f"{self.server}/readyz", headers={"Authorization": f"Bearer {credentials.admin_token}"}
+        )
+        with urllib.request.urlopen(request, context=context, timeout=2) as response:
+            return bool(response.status == 200)
+
+    def start(self) -> LocalCluster:
+        missing = missing_binaries(self.root)
+        if missing:
+            raise ClusterError(f"missing {', '.join(missing)} in {self.root / 'bin'}: run scripts/bootstrap-kubernetes")
+        started = time.monotonic()
+        (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        credentials = write_credentials(self.workdir / "pki")
+        try:
+            self._start(credentials)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        self._say(f"ready in {self.startup_seconds:.1f} s: {self.server} ({self.nodes} kwok nodes)")
+        return self
+
+    def _start(self, credentials: Credentials) -> None:
+        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        etcd = f"http://127.0.0.1:{etcd_port}"
+        self._say("starting etcd")
+        self._spawn(
+            "etcd",
+            [
+                "--name=local",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={etcd}",
+                f"--advertise-client-urls={etcd}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=local=http://127.0.0.1:{peer_port}",
+                "--log-level=warn",
+                # A throwaway cluster: durability is not worth the fsync latency.
+                "--unsafe-no-fsync",
+            ],
+        )
+        self._wait("etcd", lambda: urllib.request.urlopen(f"{etcd}/health", timeout=2).status == 200)
+        self.server = f"https://127.0.0.1:{api_port}"
+        self._say("starting kube-apiserver")
+        self._spawn(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={etcd}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--cert-dir={self.workdir / 'pki'}",
+                f"--tls-cert-file={credentials.serving_cert}",
+                f"--tls-private-key-file={credentials.serving_key}",
+                f"--client-ca-file={credentials.ca_cert}",
+                f"--token-auth-file={credentials.token_file}",
+                "--authorization-mode=RBAC",
+                f"--service-account-key-file={credentials.service_account_public_key}",
+                f"--service-account-signing-key-file={credentials.service_account_key}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=false",
+                "--enable-priority-and-fairness=false",
+            ],
+        )
+        self._wait("kube-apiserver /readyz", lambda: self._api_ready(credentials))
+        self.kubeconfig.write_text(kubeconfig_text(self.server, credentials))
+        self.kubeconfig.chmod(0o600)
+        kubeconfig = f"--kubeconfig={self.kubeconfig}"
+        self._say("starting kube-controller-manager, kube-scheduler and kwok")
+        self._spawn(
+            "kube-controller-manager",
+            [
+                kubeconfig,
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+                f"--service-account-private-key-file={credentials.service_account_key}",
+                f"--root-ca-file={credentials.ca_cert}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--controllers=*",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [kubeconfig, "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false"],
+        )
+        stages = sorted(str(path) for path in (self.root / "stages").glob("*.yaml"))
+        key, value = FAKE_NODE_ANNOTATION
+        self._spawn(
+            "kwok",
+            [
+                kubeconfig,
+                *(f"--config={stage}" for stage in stages),
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={key}={value}",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=10.240.0.1",
+                f"--server-address=127.0.0.1:{free_port()}",
+            ],
+        )
+        self._wait(
+            "the default service account", lambda: "default" in self.kubectl("get", "serviceaccounts", "-o", "name")
+        )
+        nodes = [fake_node(f"kwok-node-{index}") for index in range(self.nodes)]
+        self.kubectl("apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+        self._wait("Ready nodes", self._nodes_ready)
+
+    def _nodes_ready(self) -> bool:
+        nodes = self.get_json("nodes")["items"]
+        ready = [
+            node
+            for node in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+        ]
+        return len(ready) == self.nodes
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] != ["up"]:
+        print("usage: python -m modelplane.local_cluster up [WORKDIR]", file=sys.stderr)
+        return 2
+    workdir = Path(args[1]) if len(args) > 1 else state_root() / "local-cluster"
+    shutil.rmtree(workdir, ignore_errors=True)
+    cluster = LocalCluster(workdir)
+    try:
+        cluster.start()
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"kubeconfig: {cluster.kubeconfig}\nkubectl:    {cluster.root / 'bin' / 'kubectl'}\nCtrl-C stops the cluster."
+    )
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
