@@ -531,7 +531,8 @@ def main() -> int:
         plot(results, ROOT / "docs" / "plan-growth.png")
     performance = ROOT / "docs" / "performance.md"
     performance.write_text(
-        "# Performance\n\nThe latest `make bench` (`bench/run.py`); ratios are measured in one run.\n\n" + table
+        "# Performance\n\nThe latest `make bench` (`bench/run.py`); ratios are measured in one run. What was tried,"
+        " and what it changed, is in [performance-findings.md](performance-findings.md).\n\n" + table
     )
     print(table)
     return 0

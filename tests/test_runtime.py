@@ -24,6 +24,9 @@ EXAMPLE = PROJECT_ROOT / "examples" / "sklearn-regression"
 PRIMARY, SECONDARY = "primary-test-key", "secondary-test-key"
 
 
+SERVER_LOGS: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """gunicorn + azureml-inference-server-http + KeyGate, as the image runs them."""
@@ -43,6 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "MODELPLANE_WORKERS": "2",
     }
     log = runtime_path / "server.log"
+    SERVER_LOGS[f"http://127.0.0.1:{port}"] = log
     with log.open("w") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "modelplane_runtime.serve"], env=env, stdout=sink, stderr=subprocess.STDOUT
@@ -69,6 +73,21 @@ def score(base: str, body: bytes | str, key: str | None = PRIMARY, path: str = "
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     return requests.post(f"{base}{path}", data=body, headers=headers, timeout=30)
+
+
+def test_each_request_is_logged_once(server: str) -> None:
+    # The AML server's own line ("POST /score 200 1.234ms 20"); gunicorn's access log would be a second.
+    def scored_lines() -> int:
+        return sum("POST /score" in line for line in SERVER_LOGS[server].read_text().splitlines())
+
+    before = scored_lines()
+    for _ in range(3):
+        assert score(server, '{"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}').status_code == 200
+    deadline = time.monotonic() + 5
+    while scored_lines() < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert scored_lines() - before == 3, SERVER_LOGS[server].read_text()[-2000:]
 
 
 def test_scores_with_either_key(server: str) -> None:

@@ -38,7 +38,11 @@ def main() -> None:
     workers = os.environ.get("MODELPLANE_WORKERS") or str(worker_count(container_cpus()))
     timeout = str(max(30, int(os.environ.get("MODELPLANE_SCORING_TIMEOUT_MS", "60000")) // 1000 + 5))
     # --error-logfile /dev/null as azmlinfsrv does: the AML server logs through its own handlers,
-    # and gunicorn's error log would write every line a second time (bench/: serving).
+    # and gunicorn's error log would write every line a second time. Unlike azmlinfsrv, no gunicorn
+    # access log: the AML server already logs each request (method, path, status, duration, size),
+    # and the second line per request, carried by the container runtime, cost a quarter of the
+    # throughput on 2 cores (bench/: serving). MODELPLANE_ACCESS_LOG=1 brings it back.
+    access_log = ["--access-logfile", "-"] if os.environ.get("MODELPLANE_ACCESS_LOG") == "1" else []
     sys.argv = [
         "gunicorn",
         "-b",
@@ -47,8 +51,7 @@ def main() -> None:
         workers,
         "--timeout",
         timeout,
-        "--access-logfile",
-        "-",
+        *access_log,
         "--error-logfile",
         "/dev/null",
         "modelplane_runtime.app:app",
