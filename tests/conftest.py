@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,6 +50,25 @@ def program_stack(tmp_path: Path, engine: EngineSettings) -> Iterator[ProgramSta
     yield make
     for stack in stacks:
         stack.destroy(on_output=lambda _line: None)
+
+
+def modelplane(
+    command: str, stack_file: Path | None, env: dict[str, str], *args: str, transcript: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The project's CLI, as a user runs it: `modelplane COMMAND --file STACK ARGS…`; its output is
+    appended to `transcript` (tests check it for secrets)."""
+    where = ["--file", str(stack_file)] if stack_file is not None else []
+    result = subprocess.run(
+        [str(venv_bin() / "modelplane"), command, *where, *args], capture_output=True, text=True, env=env, timeout=900
+    )
+    if transcript is not None:
+        transcript += [result.stdout, result.stderr]
+    return result
+
+
+def succeeded(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, f"{result.args[1:]}: {result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
 
 
 def free_port() -> int:

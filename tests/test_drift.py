@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from modelplane.engine import PROJECT_ROOT, venv_bin
-from tests.conftest import free_port
+from tests.conftest import free_port, modelplane
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
@@ -35,13 +35,7 @@ class Deployed:
     container: str
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(venv_bin() / "modelplane"), args[0], "--file", str(self.file), *args[1:]],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=900,
-        )
+        return modelplane(args[0], self.file, self.env, *args[1:])
 
     def drift(self) -> tuple[int, dict[str, Any]]:
         result = self.cli("drift", "--format", "json")

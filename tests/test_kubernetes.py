@@ -25,8 +25,9 @@ import joblib
 import pytest
 from sklearn.linear_model import Ridge
 
-from modelplane.engine import PROJECT_ROOT, venv_bin
+from modelplane.engine import PROJECT_ROOT
 from modelplane.local_cluster import LocalCluster, free_port, missing_binaries
+from tests.conftest import modelplane, succeeded
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker, pytest.mark.kubernetes]
 
@@ -44,17 +45,12 @@ class KubeStack:
     transcript: list[str] = field(default_factory=list)
 
     def cli(self, *args: str, check: bool = True, file: Path | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(venv_bin() / "modelplane"), args[0], "--file", str(file or self.file), *args[1:]],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=900,
-        )
-        self.transcript += [result.stdout, result.stderr]
-        if check:
-            assert result.returncode == 0, f"{args}: {result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        return result
+        result = modelplane(args[0], file or self.file, self.env, *args[1:], transcript=self.transcript)
+        return succeeded(result) if check else result
+
+    def variant(self, folder: Path, *edits: tuple[str, str]) -> Path:
+        """An edited declaration of the same engine stack."""
+        return stack_copy(folder, self.name, self.cluster.kubeconfig, self.model_dir, edits)
 
     def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
         flags = ["--show-secrets"] if show_secrets else []
@@ -274,13 +270,7 @@ def test_policy_pack_aks_rules_on_the_real_preview(deployed: KubeStack, tmp_path
     assert json.loads(compliant.stdout)["violations"] == []
 
     # The same stack declared as production: one replica and no TLS are refused.
-    production = stack_copy(
-        tmp_path / "production",
-        deployed.name,
-        deployed.cluster.kubeconfig,
-        deployed.model_dir,
-        (("environment: staging", "environment: production"),),
-    )
+    production = deployed.variant(tmp_path / "production", ("environment: staging", "environment: production"))
     result = deployed.cli("plan", "--format", "json", check=False, file=production)
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     violations = {(v["policy"], v["resource"]) for v in json.loads(result.stdout)["violations"]}
@@ -289,12 +279,9 @@ def test_policy_pack_aks_rules_on_the_real_preview(deployed: KubeStack, tmp_path
     assert ("aks-tls-in-production", "endpoint-digits-deployment") in violations
 
     # Auth off: the endpoint takes no key, which no stack may deploy.
-    no_auth = stack_copy(
+    no_auth = deployed.variant(
         tmp_path / "no-auth",
-        deployed.name,
-        deployed.cluster.kubeconfig,
-        deployed.model_dir,
-        (("    autoscale:\n      min_replicas: 1", "    auth_enabled: false\n    autoscale:\n      min_replicas: 1"),),
+        ("    autoscale:\n      min_replicas: 1", "    auth_enabled: false\n    autoscale:\n      min_replicas: 1"),
     )
     result = deployed.cli("up", "--yes", check=False, file=no_auth)
     assert result.returncode != 0

@@ -25,8 +25,8 @@ import requests
 from docker.errors import NotFound
 from sklearn.linear_model import Ridge
 
-from modelplane.engine import PROJECT_ROOT, venv_bin
-from tests.conftest import free_port
+from modelplane.engine import PROJECT_ROOT
+from tests.conftest import free_port, modelplane, succeeded
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
@@ -44,18 +44,9 @@ class LocalStack:
     transcript: list[str]
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        where = ["--file", str(self.file)] if args[0] != "validate" else []
-        result = subprocess.run(
-            [str(venv_bin() / "modelplane"), args[0], *where, *args[1:]],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=900,
-        )
-        self.transcript += [result.stdout, result.stderr]
-        if check:
-            assert result.returncode == 0, f"{args}: {result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        return result
+        stack_file = self.file if args[0] != "validate" else None
+        result = modelplane(args[0], stack_file, self.env, *args[1:], transcript=self.transcript)
+        return succeeded(result) if check else result
 
     def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
         flags = ["--show-secrets"] if show_secrets else []
