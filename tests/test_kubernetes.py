@@ -11,6 +11,7 @@ on the real preview → destroy.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -88,12 +89,15 @@ def stack_copy(
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
     # No skip: a missing control plane is a broken bootstrap, and must fail CI.
     assert not missing_binaries(), f"missing {missing_binaries()}: run scripts/bootstrap-kubernetes"
     local = LocalCluster(tmp_path_factory.mktemp("cluster"), nodes=2)
     local.start()
-    print(f"local control plane ready in {local.startup_seconds:.1f} s")
+    # Shown in the suite's output (not captured): how long a real control plane takes to come up.
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        print(f"\n[local-cluster] control plane ready in {local.startup_seconds:.1f} s", flush=True)
     yield local
     local.stop()
 
