@@ -42,6 +42,11 @@ class AksClusterArgs:
     """Namespaces its endpoints use that the cluster does not have by itself (created here, once)."""
 
 
+# On every Kubernetes object Modelplane deploys: the stack is the authority on the fields it
+# declares. A hand edit (`kubectl scale`, `kubectl edit`) takes those fields' server-side-apply
+# ownership, and without force the next `up` or drift remediation would fail with a field conflict
+# instead of restoring them.
+MANAGED_ANNOTATIONS = {"pulumi.com/patchForce": "true"}
 BUILT_IN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 
@@ -184,7 +189,11 @@ class AksCluster(pulumi.ComponentResource):
         self.namespaces: dict[str, k8s.core.v1.Namespace] = {
             namespace: k8s.core.v1.Namespace(
                 f"{name}-ns-{namespace}",
-                metadata={"name": namespace, "labels": {"app.kubernetes.io/managed-by": "modelplane"}},
+                metadata={
+                    "name": namespace,
+                    "labels": {"app.kubernetes.io/managed-by": "modelplane"},
+                    "annotations": MANAGED_ANNOTATIONS,
+                },
                 opts=on_cluster,
             )
             for namespace in sorted(set(args.namespaces) - BUILT_IN_NAMESPACES)

@@ -9,17 +9,13 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.aks_cluster import AksCluster
+from components.aks_cluster import MANAGED_ANNOTATIONS, AksCluster
 from components.scoring_image import RegistryTarget
 from modelplane.providers.keys import EndpointKeys
 from modelplane.spec import AksEndpointSpec, SslSpec
 
 CONTAINER_PORT = 5001
 SERVICE_PORT = 80
-# The stack is the authority on the fields it declares: a hand edit (`kubectl scale`, `kubectl edit`)
-# takes those fields' server-side-apply ownership, and without force the next `up` or drift
-# remediation would fail with a field conflict instead of restoring them.
-MANAGED_ANNOTATIONS = {"pulumi.com/patchForce": "true"}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_azure_native import containerservice
 
-from components.aks_cluster import AksCluster, AksClusterArgs, AzureClusterTarget
+from components.aks_cluster import MANAGED_ANNOTATIONS, AksCluster, AksClusterArgs, AzureClusterTarget
 from modelplane.providers.keys import EndpointKeys
 from modelplane.spec import ClusterSpec, FpgaSpec
 
@@ -78,7 +78,7 @@ class FpgaService(pulumi.ComponentResource):
         )
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[pool])
         labels = {"app.kubernetes.io/name": args.service_name, "app.kubernetes.io/managed-by": "modelplane"}
-        metadata = {"name": args.service_name, "labels": labels}
+        metadata = {"name": args.service_name, "labels": labels, "annotations": MANAGED_ANNOTATIONS}
         env: list[dict[str, object]] = [{"name": "MODEL_NAME", "value": spec.model}]
         if spec.auth_enabled:
             keys = EndpointKeys(f"{name}-keys", opts=child)
