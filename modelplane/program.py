@@ -38,8 +38,6 @@ class ProgramOptions:
     """Local model store and image build contexts live under here."""
     iot_hub_endpoint: str | None = None
     """IoT Hub data-plane base URL override (a local double in tests)."""
-    service_type: str | None = None
-    """Kubernetes Service type for AKS endpoints, overriding each cluster's `service_type`."""
     extra_labels: dict[str, str] = field(default_factory=dict)
     """Labels added to local containers."""
 
@@ -168,7 +166,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                     image_ref=image_ref,
                     cluster=out.clusters[endpoint.cluster],
                     registry=registry,
-                    service_type=options.service_type or spec.clusters[endpoint.cluster].service_type,
+                    service_type=spec.clusters[endpoint.cluster].service_type,
                     environment=spec.tags.get("environment"),
                 ),
             )
@@ -247,6 +245,5 @@ def run() -> None:
         ) from None
     options = ProgramOptions(
         iot_hub_endpoint=config.get("iotHubEndpoint"),
-        service_type=config.get("serviceType"),
     )
     export(build_stack(spec, stack_name, options))

@@ -19,7 +19,6 @@ mkdir "$work/kubernetes" && cd "$work/kubernetes"
 printf 'module modelplane.local/kubernetes-control-plane\n\ngo 1.26\n' >go.mod
 go mod download -json "k8s.io/kubernetes@$k8s_version" >"$work/k8s.json"
 k8s_mod=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["GoMod"])' "$work/k8s.json")
-k8s_commit=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("Origin", {}).get("Hash", ""))' "$work/k8s.json")
 sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => \./staging/src/.*#\1#p' "$k8s_mod" | while read -r staged; do
   go mod edit -replace "$staged=$staged@$staging_version"
 done
@@ -32,7 +31,6 @@ stamp=""
 for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   stamp="$stamp -X $package.gitVersion=$k8s_version -X $package.gitMajor=1 -X $package.gitMinor=$minor"
   stamp="$stamp -X $package.gitTreeState=clean -X $package.buildDate=1970-01-01T00:00:00Z"
-  if [ -n "$k8s_commit" ]; then stamp="$stamp -X $package.gitCommit=$k8s_commit"; fi
 done
 for command in $commands; do
   log "kubernetes: building $command"

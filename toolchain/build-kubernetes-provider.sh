@@ -29,4 +29,3 @@ VERSION=$version go run generate.go
 mkdir -p "$out"
 go build -trimpath -ldflags "-s -w -X $module/pkg/version.Version=$version" \
   -o "$out/pulumi-resource-kubernetes" .
-"$out/pulumi-resource-kubernetes" -version 2>/dev/null || true
