@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +15,17 @@ from typing import Any
 
 import pytest
 import requests
+from werkzeug.wsgi import ClosingIterator
 
 from modelplane.dockerfile import conda_to_requirements
 from modelplane.engine import PROJECT_ROOT
 from modelplane.runtime.gate import KeyGate
+from modelplane.runtime.logbatch import (
+    BatchingStreamHandler,
+    batch_stream_handlers,
+    flush_when_idle,
+    with_batched_logging,
+)
 from modelplane.runtime.serve import worker_count
 from tests.conftest import free_port
 
@@ -172,6 +181,121 @@ def test_gate_without_keys_lets_requests_through() -> None:
         lambda *a: None,
     )
     assert list(body) == [b"ok"] and seen == ["/score"]
+
+
+class CountingStream(io.StringIO):
+    """A stream that counts its writes: each one is a trip through the container runtime."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def batching_logger(name: str, stream: io.StringIO, max_delay_s: float = 60) -> BatchingStreamHandler:
+    logger = logging.getLogger(name)
+    logger.handlers = [logging.StreamHandler(stream)]
+    logger.handlers[0].setFormatter(logging.Formatter("%(levelname).1s %(message)s"))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handlers = batch_stream_handlers(max_delay_s, [logger])
+    assert len(handlers) == 1 and logger.handlers == handlers and handlers[0].stream is stream
+    return handlers[0]
+
+
+def test_log_lines_wait_and_leave_in_one_write_in_order() -> None:
+    stream = CountingStream()
+    handler = batching_logger("test.batch.order", stream)
+    log = logging.getLogger("test.batch.order")
+    log.info("POST /score 200 1.0ms 20")
+    log.info("POST /score 200 1.1ms 20")
+    assert stream.getvalue() == "" and stream.writes == 0
+    log.warning("slow model")  # a warning goes out at once, after what came before it
+    assert stream.getvalue() == "I POST /score 200 1.0ms 20\nI POST /score 200 1.1ms 20\nW slow model\n"
+    assert stream.writes == 1
+    log.info("POST /score 200 0.9ms 20")
+    handler.flush_if_due(handler.oldest + 59)
+    assert stream.writes == 1
+    handler.flush_if_due(handler.oldest + 60)
+    assert stream.getvalue().endswith("I POST /score 200 0.9ms 20\n") and stream.writes == 2
+
+
+def test_log_batch_is_written_when_full() -> None:
+    stream = CountingStream()
+    handler = batching_logger("test.batch.full", stream)
+    for number in range(handler.capacity):
+        logging.getLogger("test.batch.full").info("line %d", number)
+    assert stream.writes == 1 and stream.getvalue().count("\n") == handler.capacity and not handler.pending
+
+
+def test_batching_keeps_level_filters_and_sharing() -> None:
+    stream = io.StringIO()
+    shared = logging.StreamHandler(stream)
+    shared.setLevel(logging.WARNING)
+    shared.addFilter(lambda record: "secret" not in record.getMessage())
+    own = logging.FileHandler(os.devnull)  # not a plain StreamHandler: left alone
+    loggers = [logging.getLogger("test.batch.a"), logging.getLogger("test.batch.b")]
+    for logger in loggers:
+        logger.handlers = [shared, own]
+    batch_stream_handlers(60, loggers)
+    first, second = logging.getLogger("test.batch.a").handlers, logging.getLogger("test.batch.b").handlers
+    assert first[0] is second[0] and isinstance(first[0], BatchingStreamHandler)
+    assert first[1] is own and first[0].level == logging.WARNING
+    logging.getLogger("test.batch.a").warning("a secret")
+    logging.getLogger("test.batch.a").info("not at info")
+    logging.getLogger("test.batch.b").error("kept")
+    assert stream.getvalue() == "kept\n"
+    own.close()
+
+
+def test_a_response_flushes_lines_that_are_due_after_it_is_sent() -> None:
+    stream = CountingStream()
+    logger = logging.getLogger("test.batch.wsgi")
+    logger.handlers = [logging.StreamHandler(stream)]
+    logger.setLevel(logging.INFO)
+
+    def app(environ: dict[str, Any], start: Any) -> list[bytes]:
+        logger.info("scored")
+        start("200 OK", [])
+        return [b"ok"]
+
+    batched = with_batched_logging(app, flush_ms=1, loggers=[logger], idle_flush=False)
+    body = batched({"PATH_INFO": "/score"}, lambda *a: None)
+    time.sleep(0.002)
+    assert list(body) == [b"ok"] and stream.getvalue() == ""  # not while the response is being sent
+    assert isinstance(body, ClosingIterator)
+    body.close()  # what the server does once the response is written
+    assert stream.getvalue() == "scored\n" and stream.writes == 1
+
+
+def test_idle_server_flushes_its_lines_within_twice_the_delay() -> None:
+    stream = CountingStream()
+    handler = batching_logger("test.batch.idle", stream, max_delay_s=0.05)
+    stop = threading.Event()
+    thread = flush_when_idle([handler], 0.05, stop)
+    try:
+        logging.getLogger("test.batch.idle").info("lone request")
+        assert stream.getvalue() == ""
+        deadline = time.monotonic() + 0.1 + 0.5  # 2 x delay, plus room for a loaded machine
+        while not stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert stream.getvalue() == "I lone request\n"
+    finally:
+        stop.set()
+        thread.join(timeout=1)
+    assert not thread.is_alive()
+
+
+def test_batching_off_leaves_the_app_and_handlers_alone() -> None:
+    handler = logging.StreamHandler(io.StringIO())
+    logging.getLogger("test.batch.off").handlers = [handler]
+
+    def app(environ: dict[str, Any], start: Any) -> list[bytes]:
+        return []
+
+    assert with_batched_logging(app, flush_ms=0, loggers=[logging.getLogger("test.batch.off")]) is app
+    assert logging.getLogger("test.batch.off").handlers == [handler]
 
 
 @pytest.mark.parametrize(("cpus", "workers"), [(0.5, 1), (1, 1), (2, 2), (3.5, 4)])

@@ -1,6 +1,9 @@
-"""The WSGI application gunicorn serves: the AML inference server behind the key gate."""
+"""The WSGI application gunicorn serves: the AML inference server behind the key gate, its log lines
+written in batches (logbatch.py)."""
 
 from azureml_inference_server_http.server.entry import app as aml_app
 from modelplane_runtime.gate import KeyGate
+from modelplane_runtime.logbatch import with_batched_logging
 
-app = KeyGate.from_environment(aml_app.wsgi_app if hasattr(aml_app, "wsgi_app") else aml_app)
+# Importing the AML server configured its logging; batching replaces the handlers it set up.
+app = with_batched_logging(KeyGate.from_environment(aml_app.wsgi_app if hasattr(aml_app, "wsgi_app") else aml_app))

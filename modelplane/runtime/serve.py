@@ -43,6 +43,9 @@ def main() -> None:
     # and the second line per request, carried by the container runtime, cost a quarter of the
     # throughput on 2 cores (bench/: serving). MODELPLANE_ACCESS_LOG=1 brings it back.
     access_log = ["--access-logfile", "-"] if os.environ.get("MODELPLANE_ACCESS_LOG") == "1" else []
+    # Gunicorn's advice for containers: the workers' heartbeat files on tmpfs, not the image's
+    # overlay filesystem, where a heartbeat can stall a worker.
+    heartbeat_dir = ["--worker-tmp-dir", "/dev/shm"] if os.access("/dev/shm", os.W_OK) else []
     sys.argv = [
         "gunicorn",
         "-b",
@@ -52,6 +55,7 @@ def main() -> None:
         "--timeout",
         timeout,
         *access_log,
+        *heartbeat_dir,
         "--error-logfile",
         "/dev/null",
         "modelplane_runtime.app:app",
