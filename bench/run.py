@@ -124,7 +124,7 @@ def ratio(a: float, b: float) -> float:
 # --- 1. serving -----------------------------------------------------------------------------------
 
 
-def serving(seconds: int, repeats: int = 3) -> dict[str, Any]:
+def serving(seconds: int, repeats: int = 5) -> dict[str, Any]:
     client = docker.from_env()
     with tempfile.TemporaryDirectory() as folder:
         context = Path(folder) / "context"
@@ -517,7 +517,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=("serving", "plan", "engine", "rebuild", "bootstrap"))
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per server and concurrency (median kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per server and concurrency (median kept)")
     parser.add_argument("--cold-bootstrap", action="store_true", help="also time a cold bootstrap (minutes)")
     args = parser.parse_args()
     chosen = args.only or ["serving", "plan", "engine", "rebuild", "bootstrap"]

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
-from pulumi_azure_native import machinelearningservices, storage
 
 from modelplane.content import content_digest, files_under, version_of
 from modelplane.providers.model_store import StoredModel
@@ -81,6 +80,9 @@ class RegisteredModel(pulumi.ComponentResource):
             )
             self.uri = stored.path
         else:
+            # Imported here: the Azure SDK costs a local stack's every preview (bench/: engine overhead).
+            from pulumi_azure_native import machinelearningservices, storage
+
             target = args.azure
             container = storage.BlobContainer(
                 f"{name}-blobs",
