@@ -219,7 +219,7 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[floa
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
     if process.returncode != 0:
-        raise RuntimeError(f"{command} failed: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        raise RuntimeError(f"{command} failed: {process.stderr.read().decode()[-2000:]}")
     return round(elapsed, 3), round(peak / 2**20, 1)
 
 
@@ -341,20 +341,19 @@ def _history(cache: Path, name: str = "bootstrap-history.tsv") -> list[list[str]
     return [line.split("\t") for line in history.read_text().splitlines()] if history.exists() else []
 
 
-def _kubernetes_bootstrap(cache: Path) -> dict[str, float | None]:
-    """scripts/bootstrap-kubernetes (the tests' control plane and plugin): its last cold and warm runs."""
-    runs = _history(cache, "bootstrap-kubernetes-history.tsv")
-    colds = [float(r[1]) for r in runs if len(r) > 2 and "control-plane" in r[2].split()]
-    warms = [float(r[1]) for r in runs if len(r) < 3 or not r[2].strip()]
-    return {"cold_s": colds[-1] if colds else None, "warm_s": warms[-1] if warms else None}
+def _last_run_s(cache: Path, name: str) -> float:
+    """The duration of the last run recorded in a bootstrap history file (seconds)."""
+    return float(_history(cache, name)[-1][1])
 
 
 def bootstrap(cold: bool) -> dict[str, Any]:
-    """Cold: the bootstrap of a fresh clone into empty caches (its own Go caches and base image tag);
-    warm: the project's own bootstrap, everything cached. Both read from the bootstrap's history."""
+    """Cold (only with --cold-bootstrap): the bootstraps of a fresh clone into empty caches (their own Go
+    caches, Pulumi home and base image tag); warm: the project's own bootstraps, everything cached. Both
+    read from the bootstraps' histories. A run that rebuilt something with Go's build cache warm is
+    neither, so without --cold-bootstrap no cold figure is taken (the report keeps the last one)."""
     cache = Path(os.environ.get("MODELPLANE_CACHE", Path.home() / ".cache" / "modelplane"))
-    cold_s = None
-    kube_cold = _kubernetes_bootstrap(cache)["cold_s"]
+    cold_s: float | None = None
+    kube_cold: float | None = None
     if cold:
         with tempfile.TemporaryDirectory() as folder:
             log("bootstrap: cold run of a fresh clone into empty caches (minutes)")
@@ -370,23 +369,20 @@ def bootstrap(cold: bool) -> dict[str, Any]:
             }
             try:
                 subprocess.run([str(clone / "scripts" / "bootstrap")], env=env, check=True)
-                cold_s = float(_history(cold_cache)[-1][1])
+                cold_s = _last_run_s(cold_cache, "bootstrap-history.tsv")
                 log("bootstrap: cold run of scripts/bootstrap-kubernetes (about 13 minutes)")
                 kube_env = {**env, "PULUMI_HOME": f"{folder}/pulumi-home"}
                 subprocess.run([str(clone / "scripts" / "bootstrap-kubernetes")], env=kube_env, check=True)
-                kube_cold = _kubernetes_bootstrap(cold_cache)["cold_s"]
+                kube_cold = _last_run_s(cold_cache, "bootstrap-kubernetes-history.tsv")
             finally:
                 subprocess.run(["docker", "rmi", "-f", "modelplane/base:bench-cold"], capture_output=True)
                 subprocess.run(["chmod", "-R", "u+w", folder], capture_output=True)
-    else:
-        colds = [float(r[1]) for r in _history(cache) if len(r) > 2 and "cli" in r[2].split()]
-        cold_s = colds[-1] if colds else None
     subprocess.run([str(ROOT / "scripts" / "bootstrap")], check=True, capture_output=True)
-    warm_s = float(_history(cache)[-1][1])
-    log(f"bootstrap: cold {cold_s} s, warm {warm_s} s")
+    warm_s = _last_run_s(cache, "bootstrap-history.tsv")
+    log(f"bootstrap: cold {cold_s if cold_s is not None else 'not run'} s, warm {warm_s} s")
     subprocess.run([str(ROOT / "scripts" / "bootstrap-kubernetes")], check=True, capture_output=True)
-    kube = {"cold_s": kube_cold, "warm_s": _kubernetes_bootstrap(cache)["warm_s"]}
-    log(f"bootstrap-kubernetes: cold {kube['cold_s']} s, warm {kube['warm_s']} s")
+    kube = {"cold_s": kube_cold, "warm_s": _last_run_s(cache, "bootstrap-kubernetes-history.tsv")}
+    log(f"bootstrap-kubernetes: cold {kube_cold if kube_cold is not None else 'not run'} s, warm {kube['warm_s']} s")
     return {"cold_s": cold_s, "warm_s": warm_s, "kubernetes": kube}
 
 
@@ -542,9 +538,12 @@ def main() -> int:
         log(f"{name} ...")
         previous_section = results.get(name) or {}
         results[name] = {**sections[name](), "measured": results["when"]}
-        if name == "bootstrap" and results[name]["cold_s"] is None and previous_section.get("cold_s"):
-            # A cold run is minutes long and made only with --cold-bootstrap: keep the last one.
-            results[name]["cold_s"] = previous_section["cold_s"]
+        if name == "bootstrap":
+            # A cold run is many minutes long and made only with --cold-bootstrap: keep the last ones.
+            if results[name]["cold_s"] is None:
+                results[name]["cold_s"] = previous_section.get("cold_s")
+            if results[name]["kubernetes"]["cold_s"] is None:
+                results[name]["kubernetes"]["cold_s"] = (previous_section.get("kubernetes") or {}).get("cold_s")
     latest.write_text(json.dumps(results, indent=2))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     (RESULTS / f"{stamp}.json").write_text(json.dumps(results, indent=2))
