@@ -23,7 +23,7 @@ test: bootstrap bootstrap-kubernetes
 lint: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy modelplane components policies __main__.py
+	$(VENV)/mypy modelplane components policies __main__.py bench tests
 
 # Benchmarks (not part of `make test`): writes bench/results/ and docs/performance.md.
 bench: bootstrap

@@ -37,7 +37,7 @@ def run_under_mocks(
     secret: dict[str, bool] = {}
     holder: dict[str, StackOutputs] = {}
 
-    @pulumi.runtime.test  # type: ignore[misc]
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> pulumi.Output[Any]:
         out = build_stack(spec, stack_name, ProgramOptions(state_dir=state_dir))
         export(out)

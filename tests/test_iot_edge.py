@@ -148,6 +148,7 @@ def test_target_condition_deployment_lifecycle(hub: HubDouble) -> None:
     assert config["targetCondition"] == "tags.site='factory-1'"
     modules = config["content"]["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]
     assert modules["scorer"]["settings"]["image"] == "acr.azurecr.io/digits:abc"
+    assert created.outs is not None
     read = provider.read(created.id, created.outs)
     assert read.id == created.id
     provider.delete(created.id, created.outs)
@@ -167,7 +168,7 @@ def test_changed_content_is_a_new_configuration(hub: HubDouble) -> None:
 def test_single_device_gets_the_content_applied(hub: HubDouble) -> None:
     provider = EdgeDeploymentProvider()
     created = provider.create(props(hub, device_id="gateway 7"))
-    assert created.id == "device:gateway 7"
+    assert created.id == "device:gateway 7" and created.outs is not None
     assert "scorer" in hub.devices["gateway 7"]["$edgeAgent"]["properties.desired"]["modules"]
     provider.delete(created.id, created.outs)
     assert hub.devices["gateway 7"]["$edgeAgent"]["properties.desired"]["modules"] == {}

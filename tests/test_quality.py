@@ -19,5 +19,5 @@ def test_ruff_lint_and_format() -> None:
 
 
 def test_mypy_strict() -> None:
-    result = run(str(venv_bin() / "mypy"), "modelplane", "components", "policies", "__main__.py")
+    result = run(str(venv_bin() / "mypy"), "modelplane", "components", "policies", "__main__.py", "bench", "tests")
     assert result.returncode == 0, result.stdout

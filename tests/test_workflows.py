@@ -56,8 +56,11 @@ def test_workflow_shape(path: Path) -> None:
 def test_preview_runs_on_pull_requests_and_drift_on_a_schedule() -> None:
     preview = load(PROJECT_ROOT / ".github/workflows/preview.yml")
     drift = load(PROJECT_ROOT / ".github/workflows/drift.yml")
-    assert "pull_request" in preview.get("on", preview.get(True))
-    assert drift.get("on", drift.get(True))["schedule"][0]["cron"]
+    # YAML 1.1 reads a bare `on:` key as True.
+    preview_on, drift_on = preview.get("on", preview.get(True)), drift.get("on", drift.get(True))
+    assert preview_on is not None and drift_on is not None
+    assert "pull_request" in preview_on
+    assert drift_on["schedule"][0]["cron"]
     assert preview["permissions"]["pull-requests"] == "write"
     assert drift["permissions"]["issues"] == "write"
 
