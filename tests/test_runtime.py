@@ -36,10 +36,10 @@ PRIMARY, SECONDARY = "primary-test-key", "secondary-test-key"
 SERVER_LOGS: dict[str, Path] = {}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """gunicorn + azureml-inference-server-http + KeyGate, as the image runs them."""
-    runtime_path = tmp_path_factory.mktemp("runtime")
+def start_server(folder: Path, **settings: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """gunicorn + azureml-inference-server-http + KeyGate, as the image runs them; waits until ready."""
+    runtime_path = folder / "runtime"
+    runtime_path.mkdir()
     (runtime_path / "modelplane_runtime").symlink_to(PROJECT_ROOT / "modelplane" / "runtime")
     port = free_port()
     env = {
@@ -50,27 +50,35 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "MODELPLANE_PORT": str(port),
         "MODELPLANE_PRIMARY_KEY": PRIMARY,
         "MODELPLANE_SECONDARY_KEY": SECONDARY,
-        "MODELPLANE_MAX_BODY_BYTES": "4096",
-        "MODELPLANE_PATH_PREFIX": "/api/v1/service/web",
         "MODELPLANE_WORKERS": "2",
+        **settings,
     }
-    log = runtime_path / "server.log"
-    SERVER_LOGS[f"http://127.0.0.1:{port}"] = log
+    log = folder / "server.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "modelplane_runtime.serve"], env=env, stdout=sink, stderr=subprocess.STDOUT
         )
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/ready", timeout=1).status_code == 200:
+                return process, base, log
+        except requests.RequestException:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"server did not start:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, base, log = start_server(
+        tmp_path_factory.mktemp("server"),
+        MODELPLANE_MAX_BODY_BYTES="4096",
+        MODELPLANE_PATH_PREFIX="/api/v1/service/web",
+    )
+    SERVER_LOGS[base] = log
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            raise AssertionError(f"server did not start:\n{log.read_text()[-3000:]}")
         yield base
     finally:
         process.terminate()
@@ -97,6 +105,19 @@ def test_each_request_is_logged_once(server: str) -> None:
         time.sleep(0.1)
     time.sleep(0.3)
     assert scored_lines() - before == 3, SERVER_LOGS[server].read_text()[-2000:]
+
+
+def test_log_lines_held_back_are_written_when_the_server_stops(tmp_path: Path) -> None:
+    # A minute's delay: only the exit (docker stop sends SIGTERM) can write the request's line.
+    process, base, log = start_server(tmp_path, MODELPLANE_LOG_FLUSH_MS="60000")
+    try:
+        assert score(base, '{"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}').status_code == 200
+        time.sleep(0.5)
+        assert "POST /score 200" not in log.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert "POST /score 200" in log.read_text()
 
 
 def test_scores_with_either_key(server: str) -> None:
@@ -285,6 +306,27 @@ def test_idle_server_flushes_its_lines_within_twice_the_delay() -> None:
         stop.set()
         thread.join(timeout=1)
     assert not thread.is_alive()
+
+
+def test_forked_worker_gets_no_copy_of_held_lines_and_its_own_idle_thread(tmp_path: Path) -> None:
+    # What gunicorn's --preload does: build the app, then fork the workers.
+    stream = CountingStream()
+    logger = logging.getLogger("test.batch.fork")
+    logger.handlers = [logging.StreamHandler(stream)]
+    logger.setLevel(logging.INFO)
+    with_batched_logging(lambda environ, start: [], flush_ms=60000, loggers=[logger])
+    logger.info("before the fork")
+    report = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:  # the worker
+        handler = logger.handlers[0]
+        assert isinstance(handler, BatchingStreamHandler)
+        threads = [t.name for t in threading.enumerate()]
+        report.write_text(f"{len(handler.pending)} {threads.count('modelplane-log-flush')}")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert stream.getvalue() == "before the fork\n"  # written once, by the parent, before forking
+    assert report.read_text() == "0 1"
 
 
 def test_batching_off_leaves_the_app_and_handlers_alone() -> None:

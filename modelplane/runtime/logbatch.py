@@ -100,6 +100,11 @@ def batch_stream_handlers(
     return list(replaced.values())
 
 
+def flush_all(handlers: list[BatchingStreamHandler]) -> None:
+    for handler in handlers:
+        handler.flush()
+
+
 def flush_when_idle(
     handlers: list[BatchingStreamHandler], max_delay_s: float, stop: threading.Event | None = None
 ) -> threading.Thread:
@@ -133,6 +138,11 @@ def with_batched_logging(
         return app
     if idle_flush:
         flush_when_idle(handlers, max_delay_s)
+        # With gunicorn's --preload the app is built before the workers fork: nothing held back may
+        # be copied into (and written by) every worker, and each worker needs its own idle thread.
+        os.register_at_fork(
+            before=lambda: flush_all(handlers), after_in_child=lambda: flush_when_idle(handlers, max_delay_s)
+        )
 
     def flush_due() -> None:
         now = time.monotonic()
