@@ -169,6 +169,8 @@ def serving(seconds: int, repeats: int = 5) -> dict[str, Any]:
             row: dict[str, Any] = {}
             for name, runs in samples.items():
                 row[name] = {metric: statistics.median(r[metric] for r in runs) for metric in runs[0]}
+                row[name]["runs_rps"] = [round(r["rps"]) for r in runs]
+                row[name]["runs_p99_ms"] = [round(r["p99_ms"], 1) for r in runs]
                 log(
                     f"serving c={concurrency} {name}: {row[name]['rps']:.0f} req/s, p99 {row[name]['p99_ms']:.1f} ms "
                     f"(median of {repeats}: {[round(r['rps']) for r in runs]})"
@@ -438,6 +440,16 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {m['p50_ms']:.1f} / {m['p99_ms']:.1f} |"
             )
         lines += ["", f"run() in-process (the ceiling): {results['serving']['run_loop_per_s']:.0f} calls/s.", ""]
+        # The single runs behind each median: this VM has slow spells (docs/performance-findings.md).
+        lines += ["| concurrency | server | req/s of each run | p99 ms of each run |", "| ---: | --- | --- | --- |"]
+        for c, row in results["serving"]["concurrency"].items():
+            for name in ("bare", "modelplane"):
+                runs = row[name]
+                if "runs_rps" in runs:
+                    rps = " / ".join(str(v) for v in runs["runs_rps"])
+                    p99 = " / ".join(str(v) for v in runs["runs_p99_ms"])
+                    lines.append(f"| {c} | {name} | {rps} | {p99} |")
+        lines.append("")
     if "plan" in results:
         lines += ["### Offline plan cost", "", "| endpoints | seconds | peak MiB |", "| ---: | ---: | ---: |"]
         lines += [f"| {n} | {r['seconds']} | {r['peak_mib']} |" for n, r in results["plan"]["endpoints"].items()]
