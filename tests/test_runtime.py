@@ -23,6 +23,7 @@ from modelplane.runtime.gate import KeyGate
 from modelplane.runtime.logbatch import (
     BatchingStreamHandler,
     batch_stream_handlers,
+    flush_ms_setting,
     flush_when_idle,
     with_batched_logging,
 )
@@ -327,6 +328,37 @@ def test_forked_worker_gets_no_copy_of_held_lines_and_its_own_idle_thread(tmp_pa
     os.waitpid(pid, 0)
     assert stream.getvalue() == "before the fork\n"  # written once, by the parent, before forking
     assert report.read_text() == "0 1"
+
+
+@pytest.mark.parametrize(("value", "flush_ms"), [(None, 250), ("", 250), ("0", 0), ("1000", 1000)])
+def test_flush_setting(value: str | None, flush_ms: int) -> None:
+    assert flush_ms_setting(value) == flush_ms
+
+
+def test_flush_setting_that_is_no_number_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="MODELPLANE_LOG_FLUSH_MS must be a whole number of milliseconds, not '1s'"):
+        flush_ms_setting("1s")
+
+
+def test_server_with_a_bad_flush_setting_stops_with_the_setting_named(tmp_path: Path) -> None:
+    (tmp_path / "modelplane_runtime").symlink_to(PROJECT_ROOT / "modelplane" / "runtime")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tmp_path),
+        "AZUREML_ENTRY_SCRIPT": str(EXAMPLE / "score.py"),
+        "AZUREML_MODEL_DIR": str(EXAMPLE / "model"),
+        "MODELPLANE_PORT": str(free_port()),
+        "MODELPLANE_WORKERS": "1",
+        "MODELPLANE_LOG_FLUSH_MS": "1s",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "modelplane_runtime.serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3
+    output = result.stdout + result.stderr
+    assert "modelplane: MODELPLANE_LOG_FLUSH_MS must be a whole number of milliseconds, not '1s'" in output
+    # (The AML server prints a traceback of its own about this test's model folder layout.)
+    assert "ValueError" not in output and "logbatch.py" not in output
 
 
 def test_batching_off_leaves_the_app_and_handlers_alone() -> None:

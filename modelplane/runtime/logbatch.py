@@ -3,7 +3,7 @@
 The AML server logs every request (`POST /score 200 1.234ms 20`) and every `print()` of the entry
 script through `logging.StreamHandler`s, which write and flush stdout once per line. In a container
 each write is carried by the runtime (containerd-shim, then dockerd) before it reaches the log; on
-two cores that cost the server about a fifth of its throughput (docs/performance-findings.md).
+two cores that cost the server about 15% of its throughput (docs/performance-findings.md).
 
 Here those handlers keep the same lines, in the same order and format, and write them in batches:
 - after a response has been sent, once the oldest waiting line is MODELPLANE_LOG_FLUSH_MS old
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +32,16 @@ WsgiApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
 
 DEFAULT_FLUSH_MS = 250
 CAPACITY = 256
+
+
+def flush_ms_setting(value: str | None) -> int:
+    """MODELPLANE_LOG_FLUSH_MS: unset means the default; anything but a whole number is refused."""
+    if value is None or not value.strip():
+        return DEFAULT_FLUSH_MS
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"MODELPLANE_LOG_FLUSH_MS must be a whole number of milliseconds, not {value!r}") from None
 
 
 class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -129,7 +140,11 @@ def with_batched_logging(
 ) -> WsgiApp:
     """The app, writing its loggers' lines in batches after responses (see the module docstring)."""
     if flush_ms is None:
-        flush_ms = int(os.environ.get("MODELPLANE_LOG_FLUSH_MS", DEFAULT_FLUSH_MS))
+        try:
+            flush_ms = flush_ms_setting(os.environ.get("MODELPLANE_LOG_FLUSH_MS"))
+        except ValueError as error:
+            print(f"modelplane: {error}", file=sys.stderr, flush=True)
+            sys.exit(3)  # gunicorn's boot error: the master stops instead of restarting workers
     if flush_ms <= 0:
         return app
     max_delay_s = flush_ms / 1000
