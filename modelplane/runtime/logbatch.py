@@ -11,7 +11,7 @@ Here those handlers keep the same lines, in the same order and format, and write
 - from a background thread while the server is idle, so a lone request's line shows within about
   twice that delay;
 - at once for WARNING and above (with every line before them), and when CAPACITY lines wait;
-- at exit (`logging.shutdown` flushes every handler).
+- at exit (`logging.shutdown` flushes every handler), and before a fork (gunicorn's --preload).
 MODELPLANE_LOG_FLUSH_MS=0 leaves the handlers as they are: one write per line, as the AML server does.
 """
 
@@ -22,13 +22,12 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from werkzeug.wsgi import ClosingIterator
 
-Environ = dict[str, Any]
-WsgiApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
+from .gate import Environ, StartResponse, WsgiApp
 
 DEFAULT_FLUSH_MS = 250
 CAPACITY = 256
@@ -164,7 +163,7 @@ def with_batched_logging(
         for handler in handlers:
             handler.flush_if_due(now)
 
-    def batched(environ: Environ, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def batched(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         # The server calls close() once the response is written: the flush costs no one latency.
         return ClosingIterator(app(environ, start_response), [flush_due])
 
