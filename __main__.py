@@ -1,5 +1,5 @@
 """The Pulumi program: load stacks/<stack>.yaml, build one component per item, export outputs."""
 
-from modelplane.program import run
+from modelplane.startup import run
 
 run()

@@ -257,22 +257,22 @@ def plan_cost() -> dict[str, Any]:
 # --- 3. engine overhead ---------------------------------------------------------------------------
 
 
+PREVIEW_PAIRS = 7
+
+
+def timed(run: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
 def engine_overhead() -> dict[str, Any]:
     from pulumi import automation as auto
 
     from modelplane.automation import StackRef, open_stack
 
-    def timed(run: Callable[[], Any], repeat: int = 3) -> float:
-        samples = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            run()
-            samples.append(time.perf_counter() - started)
-        return round(statistics.median(samples), 3)
-
     local = open_stack(StackRef.from_args("local", None))
     local.up(on_output=lambda _line: None)
-    local_seconds = timed(lambda: local.preview(on_output=lambda _line: None))
     # The empty program lives in the project's (gitignored) state folder, so that the engine's work
     # around it — git metadata of the checkout, the same backend — is the same for both.
     with tempfile.TemporaryDirectory(dir=ROOT / ".modelplane", prefix="bench-empty-") as folder:
@@ -290,12 +290,21 @@ def engine_overhead() -> dict[str, Any]:
             opts=auto.LocalWorkspaceOptions(pulumi_command=pulumi_command(), env_vars=settings.env()),
         )
         empty.up(on_output=lambda _line: None)
-        empty_seconds = timed(lambda: empty.preview(on_output=lambda _line: None))
+        # Interleaved, so that a slow spell of this machine (docs/performance-findings.md) weighs on
+        # both sides alike rather than on whichever ran during it.
+        local_samples, empty_samples = [], []
+        for _ in range(PREVIEW_PAIRS):
+            local_samples.append(timed(lambda: local.preview(on_output=lambda _line: None)))
+            empty_samples.append(timed(lambda: empty.preview(on_output=lambda _line: None)))
+    local_seconds = round(statistics.median(local_samples), 3)
+    empty_seconds = round(statistics.median(empty_samples), 3)
     log(f"engine: no-op preview local {local_seconds:.2f} s, empty program {empty_seconds:.2f} s")
     return {
         "local_preview_s": local_seconds,
         "empty_preview_s": empty_seconds,
         "ratio": ratio(local_seconds, empty_seconds),
+        "local_runs_s": [round(x, 3) for x in local_samples],
+        "empty_runs_s": [round(x, 3) for x in empty_samples],
     }
 
 
@@ -463,9 +472,14 @@ def markdown(results: dict[str, Any]) -> str:
     if "engine" in results:
         e = results["engine"]
         lines += [
-            "### Engine overhead (median of 3 no-op previews)",
+            f"### Engine overhead (median of {len(e['local_runs_s'])} no-op previews each, taken in turn)",
             "",
             f"local stack {e['local_preview_s']} s, empty program {e['empty_preview_s']} s: {e['ratio']}x.",
+            "",
+            "| run | " + " | ".join(str(i + 1) for i in range(len(e["local_runs_s"]))) + " |",
+            "|---|" + "---|" * len(e["local_runs_s"]),
+            "| local stack (s) | " + " | ".join(str(x) for x in e["local_runs_s"]) + " |",
+            "| empty program (s) | " + " | ".join(str(x) for x in e["empty_runs_s"]) + " |",
             "",
         ]
     if "rebuild" in results:

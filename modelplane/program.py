@@ -1,6 +1,6 @@
 """The Pulumi program: one component per declared item, and the stack's outputs.
 
-`__main__.py` calls `run()`; tests call `build_stack()` under Pulumi's mocks.
+`__main__.py` runs it through `modelplane.startup`; tests call `build_stack()` under Pulumi's mocks.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from components.fpga_service import FpgaService
     from components.workspace import Workspace
 from modelplane.dockerfile import ModelFiles
-from modelplane.engine import PROJECT_ROOT, state_root
+from modelplane.engine import state_root
 from modelplane.source import SpecError
-from modelplane.spec import AciEndpointSpec, AksEndpointSpec, LocalEndpointSpec, StackSpec, load_stack
+from modelplane.spec import AciEndpointSpec, AksEndpointSpec, LocalEndpointSpec, StackSpec
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class ProgramOptions:
     """IoT Hub data-plane base URL override (a local double in tests)."""
     extra_labels: dict[str, str] = field(default_factory=dict)
     """Labels added to local containers."""
+    local_provider: pulumi.ProviderResource | None = None
+    """Provider for the dynamic (local) resources; None: Pulumi's default one (tests, offline plan)."""
 
 
 @dataclass
@@ -58,13 +60,15 @@ class StackOutputs:
 def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None = None) -> StackOutputs:
     options = options or ProgramOptions()
     out = StackOutputs()
+    # Children inherit their component's providers, so every dynamic resource runs in this one.
+    opts = pulumi.ResourceOptions(providers=[options.local_provider]) if options.local_provider else None
     azure = spec.target == "azure" and spec.azure is not None
     registry: RegistryTarget | None = None
     if azure:
         from components.workspace import Workspace, WorkspaceArgs
 
         assert spec.azure is not None
-        out.workspace = Workspace(stack_name, WorkspaceArgs(azure=spec.azure, tags=spec.tags))
+        out.workspace = Workspace(stack_name, WorkspaceArgs(azure=spec.azure, tags=spec.tags), opts)
         registry = RegistryTarget(
             server=out.workspace.registry_server,
             username=out.workspace.registry_username,
@@ -89,6 +93,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                 local_store=options.state_dir / "models" / stack_name,
                 tags=spec.tags,
             ),
+            opts,
         )
 
     for name, image in spec.images.items():
@@ -105,6 +110,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                 repository_prefix=f"modelplane/{stack_name}",
                 registry=registry,
             ),
+            opts,
         )
 
     if spec.clusters or spec.fpga or any(e.compute_type == "aks" for e in spec.endpoints.values()):
@@ -126,6 +132,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
         out.clusters[name] = AksCluster(
             f"cluster-{name}",
             AksClusterArgs(cluster_name=name, spec=cluster, azure=azure_target, tags=spec.tags, namespaces=namespaces),
+            opts,
         )
 
     for name, endpoint in spec.endpoints.items():
@@ -140,6 +147,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                     stack_name=stack_name,
                     labels=options.extra_labels,
                 ),
+                opts,
             )
         elif isinstance(endpoint, AciEndpointSpec):
             from components.aci_endpoint import AciEndpoint, AciEndpointArgs
@@ -156,6 +164,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                     location=out.workspace.location,
                     tags=spec.tags,
                 ),
+                opts,
             )
         elif isinstance(endpoint, AksEndpointSpec):
             out.endpoints[name] = AksEndpoint(
@@ -169,6 +178,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                     service_type=spec.clusters[endpoint.cluster].service_type,
                     environment=spec.tags.get("environment"),
                 ),
+                opts,
             )
 
     for name, edge in spec.edge.items():
@@ -187,6 +197,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                 tags=spec.tags,
                 data_plane_endpoint=options.iot_hub_endpoint,
             ),
+            opts,
         )
 
     for name, fpga in spec.fpga.items():
@@ -202,6 +213,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
                 cluster=out.clusters[fpga.cluster] if fpga.cluster else None,
                 tags=spec.tags,
             ),
+            opts,
         )
     return out
 
@@ -225,25 +237,8 @@ def export(out: StackOutputs) -> None:
         pulumi.export("fpga", {name: {"scoring_uri": f.scoring_uri} for name, f in out.fpga.items()})
 
 
-def stack_file(stack_name: str, config: pulumi.Config) -> Path:
-    """`modelplane:stackFile` when set, else stacks/<stack>.yaml in the project."""
-    configured = config.get("stackFile")
-    return Path(configured) if configured else PROJECT_ROOT / "stacks" / f"{stack_name}.yaml"
-
-
-def run() -> None:
-    """The program body: load the declaration, build it, export its outputs."""
-    config = pulumi.Config("modelplane")
-    stack_name = pulumi.get_stack()
-    try:
-        spec = load_stack(stack_file(stack_name, config), name=stack_name)
-    except SpecError as error:
-        for problem in error.problems:
-            pulumi.log.error(str(problem))
-        raise pulumi.RunError(
-            f"the stack declaration has {len(error.problems)} problem(s); nothing was changed"
-        ) from None
-    options = ProgramOptions(
-        iot_hub_endpoint=config.get("iotHubEndpoint"),
-    )
-    export(build_stack(spec, stack_name, options))
+def spec_failure(error: SpecError) -> pulumi.RunError:
+    """Log each problem of a declaration as an error of its own; the RunError ends the run."""
+    for problem in error.problems:
+        pulumi.log.error(str(problem))
+    return pulumi.RunError(f"the stack declaration has {len(error.problems)} problem(s); nothing was changed")

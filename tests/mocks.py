@@ -11,6 +11,7 @@ import pulumi
 
 from modelplane.offline import REGISTRY_PASSWORD, RecordingMocks, is_secret, plain
 from modelplane.program import ProgramOptions, StackOutputs, build_stack, export
+from modelplane.providers import local_resources_provider
 from modelplane.spec import StackSpec
 
 __all__ = ["REGISTRY_PASSWORD", "MockRun", "RecordingMocks", "is_secret", "plain", "run_under_mocks"]
@@ -29,8 +30,10 @@ def run_under_mocks(
     state_dir: Path,
     stack_name: str = "test",
     collect: Callable[[StackOutputs], dict[str, Any]] | None = None,
+    explicit_provider: bool = False,
 ) -> MockRun:
-    """Run the program for `spec` under mocks; `collect` picks outputs to resolve (value and secretness)."""
+    """Run the program for `spec` under mocks; `collect` picks outputs to resolve (value and secretness);
+    `explicit_provider`: dynamic resources under the local-resources provider, as `pulumi up` runs them."""
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="modelplane", stack=stack_name, preview=False)
     resolved: dict[str, Any] = {}
@@ -39,7 +42,8 @@ def run_under_mocks(
 
     @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> pulumi.Output[Any]:
-        out = build_stack(spec, stack_name, ProgramOptions(state_dir=state_dir))
+        provider = local_resources_provider() if explicit_provider else None
+        out = build_stack(spec, stack_name, ProgramOptions(state_dir=state_dir, local_provider=provider))
         export(out)
         holder["out"] = out
         wanted = collect(out) if collect else {}

@@ -386,6 +386,17 @@ def test_local_stack_runs_containers_with_keys_in_secret_env(tmp_path: Path) -> 
     assert not [r for r in run.mocks.resources if r.typ.startswith("azure-native:")]
 
 
+@pytest.mark.parametrize("stack", ["local", "dev", "prod"])
+def test_every_dynamic_resource_runs_in_the_explicit_local_provider(stack: str, tmp_path: Path) -> None:
+    run = run_under_mocks(load_stack(STACKS / f"{stack}.yaml"), tmp_path, stack_name=stack, explicit_provider=True)
+    providers = run.mocks.of_type("pulumi:providers:pulumi-python")
+    assert [p.name for p in providers] == ["local-resources"]
+    dynamic = run.mocks.of_type(DYNAMIC)
+    assert dynamic, "every example stack has dynamic resources"
+    stray = [r.name for r in dynamic if "pulumi:providers:pulumi-python::local-resources::" not in r.provider]
+    assert not stray, f"dynamic resources outside the explicit provider: {stray}"
+
+
 def test_aci_deployment_config_json_keeps_every_mapped_key(tmp_path: Path) -> None:
     """An AML v1 ACI deploymentconfig.json: each key it maps lands on the endpoint (none ignored)."""
     (tmp_path / "deploy.json").write_text(

@@ -1,1 +1,32 @@
-"""Pulumi dynamic providers for what runs on this machine (no provider plugin binary needed)."""
+"""Pulumi dynamic providers for what runs on this machine (no provider plugin binary needed).
+
+The engine runs them in Pulumi's Python dynamic-provider host, which imports this package when it
+unpickles a provider: the host then exits without its last garbage collection too.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from modelplane.fast_exit import freeze_heap_at_exit
+
+freeze_heap_at_exit()
+
+DYNAMIC_PACKAGE = "pulumi-python"
+"""The package of every dynamic resource (`pulumi-python:dynamic:Resource`)."""
+
+LOCAL_PROVIDER_NAME = "local-resources"
+
+
+def local_resources_provider() -> pulumi.ProviderResource:
+    """The explicit provider that runs Modelplane's dynamic resources.
+
+    Registered first thing by the program so that the engine starts the provider host while the
+    program is still loading (modelplane/startup.py). Stacks created before it existed used
+    Pulumi's default provider for the package; the alias makes the engine treat that one as this
+    one, so their resources are neither replaced nor shown as changed.
+    """
+    default = f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::pulumi:providers:{DYNAMIC_PACKAGE}::default"
+    return pulumi.ProviderResource(
+        DYNAMIC_PACKAGE, LOCAL_PROVIDER_NAME, None, pulumi.ResourceOptions(aliases=[default])
+    )

@@ -1,0 +1,82 @@
+"""The program's start on the real engine: the explicit local-resources provider and declaration errors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from pulumi import automation as auto
+
+from modelplane.automation import StackRef, open_stack
+from modelplane.engine import PROJECT_ROOT, EngineSettings
+from tests.conftest import ProgramStack
+
+pytestmark = pytest.mark.engine
+
+KEYS_PROGRAM = """
+import pulumi
+from modelplane.providers import local_resources_provider
+from modelplane.providers.keys import EndpointKeys
+
+{provider}
+keys = EndpointKeys("web-keys", opts=opts)
+pulumi.export("keys", keys.as_secret_dict())
+"""
+
+
+def _state_resources(stack: auto.Stack) -> list[dict[str, str]]:
+    deployment = stack.export_stack().deployment
+    assert deployment is not None
+    return list(deployment["resources"])
+
+
+def test_a_stack_made_with_the_default_provider_moves_to_the_explicit_one_unchanged(
+    program_stack: ProgramStack,
+) -> None:
+    # Stacks deployed before the explicit provider existed ran their dynamic resources in Pulumi's
+    # default provider for the package: the alias must carry them over without a replacement.
+    stack = program_stack(KEYS_PROGRAM.format(provider="opts = None"))
+    stack.up(on_output=lambda _line: None)
+    keys_before = stack.outputs()["keys"].value
+    provider_before = next(r for r in _state_resources(stack) if r["type"] == "pulumi:providers:pulumi-python")
+    assert provider_before["urn"].endswith("::default")
+
+    program = Path(stack.workspace.work_dir) / "__main__.py"
+    program.write_text(
+        textwrap.dedent(
+            KEYS_PROGRAM.format(
+                provider="opts = pulumi.ResourceOptions(provider=local_resources_provider())",
+            )
+        )
+    )
+    preview = stack.preview(on_output=lambda _line: None)
+    assert set(preview.change_summary) == {"same"}, preview.change_summary
+    stack.up(on_output=lambda _line: None)
+    assert stack.outputs()["keys"].value == keys_before, "the keys were not regenerated"
+    resources = _state_resources(stack)
+    provider = next(r for r in resources if r["type"] == "pulumi:providers:pulumi-python")
+    assert provider["urn"].endswith("::local-resources")
+    assert provider["id"] == provider_before["id"], "the provider itself was kept, not replaced"
+    keys = next(r for r in resources if r["type"] == "pulumi-python:dynamic:Resource")
+    assert keys["provider"] == f"{provider['urn']}::{provider['id']}"
+
+
+def test_a_declaration_error_reaching_the_engine_names_file_line_and_field(
+    engine: EngineSettings, tmp_path: Path
+) -> None:
+    # `modelplane` validates before it starts the engine; a plain `pulumi preview` gets the same
+    # messages from the program, and no traceback.
+    declaration = tmp_path / "startup-bad.yaml"
+    declaration.write_text("endpoints:\n  web:\n    image: scorer\n    port: seventy\n")
+    stack = open_stack(StackRef.from_args(None, str(declaration)), engine)
+    try:
+        with pytest.raises(auto.CommandError) as failure:
+            stack.preview(on_output=lambda _line: None)
+    finally:
+        (PROJECT_ROOT / "Pulumi.startup-bad.yaml").unlink(missing_ok=True)  # the engine's stack settings
+    output = str(failure.value)
+    assert f"{declaration}:3:5: endpoints.web.image: unknown image 'scorer'" in output
+    assert f"{declaration}:4:5: endpoints.web.port:" in output
+    assert "the stack declaration has 2 problem(s); nothing was changed" in output
+    assert "Traceback" not in output
