@@ -157,6 +157,7 @@ def serving(seconds: int, repeats: int = 5) -> dict[str, Any]:
             port = container.attrs["NetworkSettings"]["Ports"]["5001/tcp"][0]["HostPort"]
             urls[name] = f"http://127.0.0.1:{port}"
             wait_ready(f"{urls[name]}/")
+        results["published_ports"] = published_port_path(urls.values())
         for concurrency in (1, 16, 64):
             # Alternate the two servers and keep the median of `repeats` runs each: this machine's
             # load generator shares its two cores with the server, and single runs vary by 2x.
@@ -184,6 +185,18 @@ def serving(seconds: int, repeats: int = 5) -> dict[str, Any]:
         client.images.remove(tag, force=True)
     results["run_loop_per_s"] = run_loop_rate()
     return results
+
+
+def published_port_path(urls: Any) -> str:
+    """How the engine carries the published ports: its userland proxy (one docker-proxy process per
+    port, relaying every connection) or the kernel's NAT (`dockerd --userland-proxy=false`, as
+    scripts/bootstrap starts it). The proxy costs half a core here at 1,200 req/s."""
+    ports = {url.rsplit(":", 1)[1] for url in urls}
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["name"] == "docker-proxy" and ports & set(cmdline):
+            return "docker-proxy"
+    return "kernel NAT"
 
 
 def run_loop_rate(seconds: float = 3.0) -> float:
@@ -438,6 +451,8 @@ def markdown(results: dict[str, Any]) -> str:
     if "serving" in results:
         lines += [
             "### Serving (seed's Ridge model; wrk, POST, 2 CPUs per container)",
+            "",
+            f"Published ports through: {results['serving'].get('published_ports', 'docker-proxy')}.",
             "",
             "| concurrency | bare req/s | modelplane req/s | ratio | bare p50 / p99 ms | modelplane p50 / p99 ms |",
             "| ---: | ---: | ---: | ---: | ---: | ---: |",
