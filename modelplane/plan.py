@@ -26,6 +26,7 @@ from pulumi import automation as auto
 
 from modelplane.engine import PROJECT_ROOT
 from modelplane.offline import RecordingMocks, is_secret
+from modelplane.providers import DYNAMIC_PACKAGE
 from modelplane.spec import StackSpec, load_stack
 from policies import ALL_RULES
 from policies.rules import Level, Resource, Rule, RuleConfig
@@ -351,7 +352,9 @@ def online_plan(stack: auto.Stack, config_file: Path | None, progress: Callable[
         if event.resource_pre_event is not None:
             metadata = event.resource_pre_event.metadata
             op = OP_NAMES.get(str(getattr(metadata.op, "value", metadata.op)).lower(), "update")
-            if op is None or metadata.type == "pulumi:pulumi:Stack":
+            # The provider of Modelplane's dynamic resources is plumbing, as Pulumi's default one
+            # (never shown) was before it: plans list what is deployed, like the offline plan.
+            if op is None or metadata.type in ("pulumi:pulumi:Stack", f"pulumi:providers:{DYNAMIC_PACKAGE}"):
                 return
             name = _name_of(metadata.urn)
             urn_names[metadata.urn] = name

@@ -139,7 +139,9 @@ def test_local_workflow_end_to_end(local_stack: LocalStack) -> None:
     for output_format in ("json", "markdown", "text"):
         planned = stack.cli("plan", "--format", output_format, "--detailed-exitcode")
         if output_format == "json":
-            assert {r["op"] for r in json.loads(planned.stdout)["resources"]} == {"same"}
+            resources = json.loads(planned.stdout)["resources"]
+            assert {r["op"] for r in resources} == {"same"}
+            assert "pulumi:providers:pulumi-python" not in {r["type"] for r in resources}, "plumbing, not listed"
 
     # A retrained model: the preview names exactly the model, the image and the endpoint.
     image_before = stack.outputs()["images"]["scorer"]
