@@ -25,7 +25,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,7 @@ def serving(seconds: int, repeats: int = 5) -> dict[str, Any]:
     return results
 
 
-def published_port_path(urls: Any) -> str:
+def published_port_path(urls: Iterable[str]) -> str:
     """How the engine carries the published ports: its userland proxy (one docker-proxy process per
     port, relaying every connection) or the kernel's NAT (`dockerd --userland-proxy=false`, as
     scripts/bootstrap starts it). The proxy costs half a core here at 1,200 req/s."""

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from modelplane.engine import PROJECT_ROOT
-from modelplane.fast_exit import freeze_heap_at_exit
 from modelplane.providers import local_resources_provider
 
 if TYPE_CHECKING:
@@ -47,8 +46,8 @@ def load_program(stack_name: str, declaration: Path) -> tuple[ModuleType, StackS
 
 
 def run() -> None:
-    """The program body: register the local-resources provider, then load, build and export."""
-    freeze_heap_at_exit()
+    """The program body: register the local-resources provider, then load, build and export.
+    (Importing `modelplane.providers` has made this process freeze its heap at exit.)"""
     provider = local_resources_provider()
     stack_name = pulumi.get_stack()
     config = pulumi.Config("modelplane")

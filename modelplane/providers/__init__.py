@@ -1,7 +1,7 @@
 """Pulumi dynamic providers for what runs on this machine (no provider plugin binary needed).
 
-The engine runs them in Pulumi's Python dynamic-provider host, which imports this package when it
-unpickles a provider: the host then exits without its last garbage collection too.
+Importing this package makes the process skip its last garbage collection at exit (fast_exit.py):
+the program imports it first thing, and Pulumi's dynamic-provider host when it unpickles a provider.
 """
 
 from __future__ import annotations
