@@ -4,7 +4,7 @@ VENV := .venv/bin
 export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 
-.PHONY: bootstrap bootstrap-kubernetes up test lint bench
+.PHONY: bootstrap bootstrap-kubernetes up test test-fast lint bench
 
 bootstrap:
 	@scripts/bootstrap
@@ -19,6 +19,11 @@ up: bootstrap
 
 test: bootstrap bootstrap-kubernetes
 	$(VENV)/python -m pytest -p no:cacheprovider
+
+# The tests that need no engine, Docker or Kubernetes (nor ruff/mypy): spec, components under mocks,
+# offline plans, policies, the scoring runtime. `make test` runs them too.
+test-fast: bootstrap
+	$(VENV)/python -m pytest -p no:cacheprovider -m "not engine and not docker and not kubernetes and not lint"
 
 lint: bootstrap
 	$(VENV)/ruff check .

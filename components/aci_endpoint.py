@@ -8,9 +8,8 @@ import pulumi
 from pulumi_azure_native import containerinstance
 
 from components.scoring_image import RegistryTarget
-from modelplane.providers.keys import EndpointKeys
+from modelplane.providers.keys import endpoint_keys
 from modelplane.spec import AciEndpointSpec
-from policies.production import ACI_MAX_CPU, ACI_MAX_MEMORY_GB
 
 ACI_PORT = 80
 
@@ -33,13 +32,6 @@ class AciEndpointArgs:
     """Tags on the container group."""
 
 
-def check_aci_args(args: AciEndpointArgs) -> None:
-    if args.spec.cpu_cores > ACI_MAX_CPU:
-        raise ValueError(f"endpoint {args.endpoint_name}: ACI allows at most {ACI_MAX_CPU} cores")
-    if args.spec.memory_gb > ACI_MAX_MEMORY_GB:
-        raise ValueError(f"endpoint {args.endpoint_name}: ACI allows at most {ACI_MAX_MEMORY_GB} GB")
-
-
 class AciEndpoint(pulumi.ComponentResource):
     """One Linux container group with a public IP; keys go in as secure environment variables."""
 
@@ -49,18 +41,11 @@ class AciEndpoint(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AciEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:AciEndpoint", name, None, opts)
-        check_aci_args(args)
         child = pulumi.ResourceOptions(parent=self)
+        keys = endpoint_keys(name, args.spec.auth_enabled, self)
         env: list[dict[str, pulumi.Input[str]]] = [{"name": "MODELPLANE_PORT", "value": str(ACI_PORT)}]
-        if args.spec.auth_enabled:
-            keys = EndpointKeys(f"{name}-keys", opts=child)
-            env += [
-                {"name": "MODELPLANE_PRIMARY_KEY", "secure_value": keys.primary_key},
-                {"name": "MODELPLANE_SECONDARY_KEY", "secure_value": keys.secondary_key},
-            ]
-            self.keys = keys.as_secret_dict()
-        else:
-            self.keys = pulumi.Output.secret({})
+        env += [{"name": variable, "secure_value": key} for variable, key in keys.by_variable.items()]
+        self.keys = keys.exported
         group = containerinstance.ContainerGroup(
             f"{name}-aci",
             container_group_name=args.endpoint_name,

@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.aks_cluster import MANAGED_ANNOTATIONS, AksCluster
 from components.scoring_image import RegistryTarget
-from modelplane.providers.keys import EndpointKeys
-from modelplane.spec import AksEndpointSpec, SslSpec
+from modelplane.constants import ENVIRONMENT_LABEL, MANAGED_BY_LABEL
+from modelplane.providers.keys import EndpointKeyPair, endpoint_keys
+from modelplane.spec import AksEndpointSpec, Autoscale, SslSpec
 
 CONTAINER_PORT = 5001
 SERVICE_PORT = 80
@@ -36,14 +38,6 @@ class AksEndpointArgs:
     """Extra labels on every object."""
     environment: str | None = None
     """The stack's `environment` tag, as label modelplane.io/environment (the policy pack reads it)."""
-
-
-def check_aks_args(args: AksEndpointArgs) -> None:
-    scaling = args.spec.scaling
-    if scaling is not None and scaling.min_replicas > scaling.max_replicas:
-        raise ValueError(f"endpoint {args.endpoint_name}: autoscale min_replicas exceeds max_replicas")
-    if args.service_type not in ("LoadBalancer", "ClusterIP", "NodePort"):
-        raise ValueError(f"endpoint {args.endpoint_name}: unknown service type {args.service_type}")
 
 
 def cpu_quantity(cores: float) -> str:
@@ -91,6 +85,108 @@ def docker_config(registry: RegistryTarget) -> pulumi.Output[str]:
     )
 
 
+def key_secret_env(
+    component_name: str,
+    keys: EndpointKeyPair,
+    metadata: dict[str, object],
+    opts: pulumi.ResourceOptions,
+) -> list[dict[str, object]]:
+    """The keys as a Kubernetes Secret (`<object>-keys`), and the container's environment reading it."""
+    if not keys.by_variable:
+        return []
+    entries = {
+        variable: variable.removeprefix("MODELPLANE_").lower().replace("_", "-") for variable in keys.by_variable
+    }
+    secret = k8s.core.v1.Secret(
+        f"{component_name}-keys-secret",
+        metadata={**metadata, "name": f"{metadata['name']}-keys"},
+        string_data={entries[variable]: key for variable, key in keys.by_variable.items()},
+        opts=opts,
+    )
+    return [
+        {"name": variable, "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": entry}}}
+        for variable, entry in entries.items()
+    ]
+
+
+def object_metadata(args: AksEndpointArgs) -> dict[str, object]:
+    """Name, namespace, labels and ownership annotation of every object of the endpoint."""
+    labels = {
+        "app.kubernetes.io/name": args.endpoint_name,
+        MANAGED_BY_LABEL: "modelplane",
+        **({ENVIRONMENT_LABEL: args.environment} if args.environment else {}),
+        **args.labels,
+    }
+    return {
+        "name": args.endpoint_name,
+        "namespace": args.spec.namespace,
+        "labels": labels,
+        "annotations": MANAGED_ANNOTATIONS,
+    }
+
+
+def runtime_env(args: AksEndpointArgs) -> list[dict[str, object]]:
+    """The scoring runtime's settings from the deployment config."""
+    spec = args.spec
+    return [
+        {"name": "MODELPLANE_PORT", "value": str(CONTAINER_PORT)},
+        {"name": "MODELPLANE_SCORING_TIMEOUT_MS", "value": str(spec.scoring_timeout_ms)},
+        {"name": "MODELPLANE_MAX_CONCURRENT_REQUESTS", "value": str(spec.replica_max_concurrent_requests)},
+        {"name": "MODELPLANE_MAX_REQUEST_WAIT_MS", "value": str(spec.max_request_wait_time)},
+        {"name": "MODELPLANE_WORKERS", "value": str(spec.replica_max_concurrent_requests)},
+        {"name": "MODELPLANE_PATH_PREFIX", "value": service_path(args.endpoint_name)},
+    ]
+
+
+def service_path(endpoint_name: str) -> str:
+    """AML's scoring path on an AKS front end."""
+    return f"/api/v1/service/{endpoint_name}"
+
+
+def scoring_container(args: AksEndpointArgs, env: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "name": "scoring",
+        "image": args.image_ref,
+        "ports": [{"container_port": CONTAINER_PORT, "name": "http"}],
+        "env": env,
+        "resources": container_resources(args.spec),
+        "liveness_probe": liveness_probe(args.spec),
+        "readiness_probe": {
+            "http_get": {"path": "/ready", "port": CONTAINER_PORT},
+            "period_seconds": 5,
+            "failure_threshold": 3,
+        },
+    }
+
+
+def autoscaler_spec(scaling: Autoscale, deployment_name: pulumi.Input[str]) -> dict[str, object]:
+    """An autoscaling/v2 HPA on CPU utilisation, scaling up at most 4 pods per refresh period."""
+    return {
+        "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": deployment_name},
+        "min_replicas": scaling.min_replicas,
+        "max_replicas": scaling.max_replicas,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "average_utilization": scaling.target_utilization},
+                },
+            }
+        ],
+        "behavior": {
+            "scale_up": {"policies": [{"type": "Pods", "value": 4, "period_seconds": scaling.refresh_seconds}]},
+        },
+    }
+
+
+def load_balancer_host(status: Any) -> str:
+    if status and status.load_balancer and status.load_balancer.ingress:
+        ingress = status.load_balancer.ingress[0]
+        return str(ingress.ip or ingress.hostname or "")
+    return ""
+
+
 class AksEndpoint(pulumi.ComponentResource):
     """Secret (keys), Deployment (requests, probes, keys from the Secret), Service,
     HorizontalPodAutoscaler and, on a cluster with TLS, an Ingress with its certificate."""
@@ -101,70 +197,38 @@ class AksEndpoint(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AksEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:AksEndpoint", name, None, opts)
-        check_aks_args(args)
-        spec = args.spec
-        namespace = args.cluster.namespaces.get(spec.namespace)
+        namespace = args.cluster.namespaces.get(args.spec.namespace)
         on_cluster = pulumi.ResourceOptions(
             parent=self, provider=args.cluster.provider, depends_on=[namespace] if namespace is not None else []
         )
-        labels = {
-            "app.kubernetes.io/name": args.endpoint_name,
-            "app.kubernetes.io/managed-by": "modelplane",
-            **({"modelplane.io/environment": args.environment} if args.environment else {}),
-            **args.labels,
-        }
-        metadata: dict[str, object] = {
-            "name": args.endpoint_name,
-            "namespace": spec.namespace,
-            "labels": labels,
-            "annotations": MANAGED_ANNOTATIONS,
-        }
-        env: list[dict[str, object]] = [
-            {"name": "MODELPLANE_PORT", "value": str(CONTAINER_PORT)},
-            {"name": "MODELPLANE_SCORING_TIMEOUT_MS", "value": str(spec.scoring_timeout_ms)},
-            {"name": "MODELPLANE_MAX_CONCURRENT_REQUESTS", "value": str(spec.replica_max_concurrent_requests)},
-            {"name": "MODELPLANE_MAX_REQUEST_WAIT_MS", "value": str(spec.max_request_wait_time)},
-            {"name": "MODELPLANE_WORKERS", "value": str(spec.replica_max_concurrent_requests)},
-            {"name": "MODELPLANE_PATH_PREFIX", "value": f"/api/v1/service/{args.endpoint_name}"},
-        ]
-        if spec.auth_enabled:
-            keys = EndpointKeys(f"{name}-keys", opts=pulumi.ResourceOptions(parent=self))
-            key_secret = k8s.core.v1.Secret(
-                f"{name}-keys-secret",
-                metadata={**metadata, "name": f"{args.endpoint_name}-keys"},
-                string_data={"primary-key": keys.primary_key, "secondary-key": keys.secondary_key},
+        metadata = object_metadata(args)
+        keys = endpoint_keys(name, args.spec.auth_enabled, self)
+        env = runtime_env(args) + key_secret_env(name, keys, metadata, on_cluster)
+        deployment = self._deployment(name, args, metadata, env, on_cluster)
+        service = self._service(name, args, metadata, on_cluster)
+        scaling = args.spec.scaling
+        if scaling is not None and scaling.enabled:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa",
+                metadata=metadata,
+                spec=autoscaler_spec(scaling, deployment.metadata.name),
                 opts=on_cluster,
             )
-            for variable, key in (
-                ("MODELPLANE_PRIMARY_KEY", "primary-key"),
-                ("MODELPLANE_SECONDARY_KEY", "secondary-key"),
-            ):
-                env.append(
-                    {
-                        "name": variable,
-                        "value_from": {"secret_key_ref": {"name": key_secret.metadata.name, "key": key}},
-                    }
-                )
-            self.keys = keys.as_secret_dict()
-        else:
-            self.keys = pulumi.Output.secret({})
-        pod_spec: dict[str, object] = {
-            "containers": [
-                {
-                    "name": "scoring",
-                    "image": args.image_ref,
-                    "ports": [{"container_port": CONTAINER_PORT, "name": "http"}],
-                    "env": env,
-                    "resources": container_resources(spec),
-                    "liveness_probe": liveness_probe(spec),
-                    "readiness_probe": {
-                        "http_get": {"path": "/ready", "port": CONTAINER_PORT},
-                        "period_seconds": 5,
-                        "failure_threshold": 3,
-                    },
-                }
-            ]
-        }
+        base = self._base_uri(name, args, service, metadata, on_cluster)
+        self.keys = keys.exported
+        self.scoring_uri = base.apply(lambda b: f"{b}/score")
+        self.swagger_uri = base.apply(lambda b: f"{b}/swagger.json")
+        self.register_outputs({"scoring_uri": self.scoring_uri, "swagger_uri": self.swagger_uri, "keys": self.keys})
+
+    def _deployment(
+        self,
+        name: str,
+        args: AksEndpointArgs,
+        metadata: dict[str, object],
+        env: list[dict[str, object]],
+        on_cluster: pulumi.ResourceOptions,
+    ) -> k8s.apps.v1.Deployment:
+        pod_spec: dict[str, object] = {"containers": [scoring_container(args, env)]}
         if args.registry is not None:
             config: pulumi.Output[str] = pulumi.Output.secret(docker_config(args.registry))
             pull_secret = k8s.core.v1.Secret(
@@ -175,25 +239,29 @@ class AksEndpoint(pulumi.ComponentResource):
                 opts=on_cluster,
             )
             pod_spec["image_pull_secrets"] = [{"name": pull_secret.metadata.name}]
-        scaling = spec.scaling
-        deployment = k8s.apps.v1.Deployment(
+        scaling = args.spec.scaling
+        return k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=metadata,
             spec={
-                "replicas": spec.num_replicas if scaling is None else scaling.min_replicas,
+                "replicas": args.spec.num_replicas if scaling is None else scaling.min_replicas,
                 "selector": {"match_labels": {"app.kubernetes.io/name": args.endpoint_name}},
                 # Zero-downtime updates: a new replica is Ready before an old one goes.
                 "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
-                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+                "template": {"metadata": {"labels": metadata["labels"]}, "spec": pod_spec},
             },
             opts=on_cluster,
         )
-        service_annotations = dict(MANAGED_ANNOTATIONS)
+
+    def _service(
+        self, name: str, args: AksEndpointArgs, metadata: dict[str, object], on_cluster: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Service:
+        annotations = dict(MANAGED_ANNOTATIONS)
         if args.cluster.load_balancer_type == "InternalLoadBalancer":
-            service_annotations["service.beta.kubernetes.io/azure-load-balancer-internal"] = "true"
-        service = k8s.core.v1.Service(
+            annotations["service.beta.kubernetes.io/azure-load-balancer-internal"] = "true"
+        return k8s.core.v1.Service(
             f"{name}-service",
-            metadata={**metadata, "annotations": service_annotations},
+            metadata={**metadata, "annotations": annotations},
             spec={
                 "type": args.service_type,
                 "selector": {"app.kubernetes.io/name": args.endpoint_name},
@@ -201,53 +269,24 @@ class AksEndpoint(pulumi.ComponentResource):
             },
             opts=on_cluster,
         )
-        if scaling is not None and scaling.enabled:
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-hpa",
-                metadata=metadata,
-                spec={
-                    "scale_target_ref": {
-                        "api_version": "apps/v1",
-                        "kind": "Deployment",
-                        "name": deployment.metadata.name,
-                    },
-                    "min_replicas": scaling.min_replicas,
-                    "max_replicas": scaling.max_replicas,
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {"type": "Utilization", "average_utilization": scaling.target_utilization},
-                            },
-                        }
-                    ],
-                    "behavior": {
-                        "scale_up": {
-                            "policies": [{"type": "Pods", "value": 4, "period_seconds": scaling.refresh_seconds}]
-                        },
-                    },
-                },
-                opts=on_cluster,
-            )
-        path = f"/api/v1/service/{args.endpoint_name}"
+
+    def _base_uri(
+        self,
+        name: str,
+        args: AksEndpointArgs,
+        service: k8s.core.v1.Service,
+        metadata: dict[str, object],
+        on_cluster: pulumi.ResourceOptions,
+    ) -> pulumi.Output[str]:
+        """https://<cname>/api/v1/service/<name> behind the cluster's TLS Ingress, else the Service's address."""
+        path = service_path(args.endpoint_name)
         if args.cluster.ssl is not None:
             self._ingress(name, args, args.cluster.ssl, metadata, path, on_cluster)
-            base = pulumi.Output.from_input(f"https://{args.cluster.ssl.cname}{path}")
-        else:
-            host = service.status.apply(
-                lambda status: (
-                    (status.load_balancer.ingress[0].ip or status.load_balancer.ingress[0].hostname or "")
-                    if status and status.load_balancer and status.load_balancer.ingress
-                    else ""
-                )
-            )
-            base = pulumi.Output.all(host, service.spec.cluster_ip).apply(
-                lambda parts: f"http://{parts[0] or parts[1] or args.endpoint_name}"
-            )
-        self.scoring_uri = base.apply(lambda b: f"{b}/score")
-        self.swagger_uri = base.apply(lambda b: f"{b}/swagger.json")
-        self.register_outputs({"scoring_uri": self.scoring_uri, "swagger_uri": self.swagger_uri, "keys": self.keys})
+            return pulumi.Output.from_input(f"https://{args.cluster.ssl.cname}{path}")
+        host = service.status.apply(load_balancer_host)
+        return pulumi.Output.all(host, service.spec.cluster_ip).apply(
+            lambda parts: f"http://{parts[0] or parts[1] or args.endpoint_name}"
+        )
 
     def _ingress(
         self,

@@ -35,14 +35,6 @@ class EdgeModuleArgs:
     """Base URL of the IoT Hub data plane; None means https://<hub>.azure-devices.net (tests set a double)."""
 
 
-def check_edge_args(args: EdgeModuleArgs) -> None:
-    if (args.spec.device_id is None) == (args.spec.target_condition is None):
-        raise ValueError(f"edge {args.edge_name}: give exactly one of device_id and target_condition")
-    for inner, outer in args.spec.ports.items():
-        if not (0 < inner < 65536 and 0 < outer < 65536):
-            raise ValueError(f"edge {args.edge_name}: port mapping {inner}:{outer} is out of range")
-
-
 def _owner_key(keys: iothub.ListIotHubResourceKeysResult) -> str:
     for rule in keys.value or []:
         if rule.key_name == OWNER_POLICY:
@@ -59,7 +51,6 @@ class EdgeModule(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EdgeModuleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:EdgeModule", name, None, opts)
-        check_edge_args(args)
         child = pulumi.ResourceOptions(parent=self)
         spec = args.spec
         resource_group = spec.iot_hub.resource_group or args.resource_group_name

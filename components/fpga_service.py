@@ -9,7 +9,9 @@ import pulumi_kubernetes as k8s
 from pulumi_azure_native import containerservice
 
 from components.aks_cluster import MANAGED_ANNOTATIONS, AksCluster, AksClusterArgs, AzureClusterTarget
-from modelplane.providers.keys import EndpointKeys
+from components.aks_endpoint import key_secret_env, load_balancer_host
+from modelplane.constants import MANAGED_BY_LABEL
+from modelplane.providers.keys import endpoint_keys
 from modelplane.spec import ClusterSpec, FpgaSpec
 
 FPGA_RESOURCE = "microsoft.com/fpga"
@@ -32,11 +34,27 @@ class FpgaServiceArgs:
     """Tags on Azure resources."""
 
 
-def check_fpga_args(args: FpgaServiceArgs) -> None:
-    if not args.spec.vm_size.startswith("Standard_PB"):
-        raise ValueError(f"fpga {args.service_name}: vm_size must be a PB-series size, not {args.spec.vm_size}")
-    if args.cluster is not None and args.cluster.managed_cluster_name is None:
-        raise ValueError(f"fpga {args.service_name}: the cluster must be an AKS cluster (not a kubeconfig)")
+def pod_template(args: FpgaServiceArgs, labels: dict[str, str], env: list[dict[str, object]]) -> dict[str, object]:
+    """Pods on the FPGA nodes only (their selector and taint), asking for one FPGA each."""
+    spec = args.spec
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "node_selector": {"modelplane/accelerator": "fpga"},
+            "tolerations": [
+                {"key": "modelplane/accelerator", "operator": "Equal", "value": "fpga", "effect": "NoSchedule"}
+            ],
+            "containers": [
+                {
+                    "name": "accelerated-model",
+                    "image": spec.image or ACCELERATED_IMAGE.format(model=spec.model),
+                    "ports": [{"container_port": SERVING_PORT, "name": "grpc"}],
+                    "env": env,
+                    "resources": {"limits": {FPGA_RESOURCE: "1"}},
+                }
+            ],
+        },
+    }
 
 
 class FpgaService(pulumi.ComponentResource):
@@ -48,7 +66,6 @@ class FpgaService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: FpgaServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:FpgaService", name, None, opts)
-        check_fpga_args(args)
         child = pulumi.ResourceOptions(parent=self)
         spec = args.spec
         cluster = args.cluster or AksCluster(
@@ -61,75 +78,20 @@ class FpgaService(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        assert cluster.managed_cluster_name is not None and cluster.managed_resource_group is not None
-        pool = containerservice.AgentPool(
-            f"{name}-pool",
-            agent_pool_name="fpga",
-            resource_name_=cluster.managed_cluster_name,
-            resource_group_name=cluster.managed_resource_group,
-            count=spec.agent_count,
-            vm_size=spec.vm_size,
-            mode=containerservice.AgentPoolMode.USER,
-            os_type=containerservice.OSType.LINUX,
-            node_labels={"modelplane/accelerator": "fpga"},
-            node_taints=["modelplane/accelerator=fpga:NoSchedule"],
-            tags={**args.tags, "modelplane-fpga-location": spec.location},
-            opts=child,
-        )
+        pool = self._pool(name, args, cluster)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[pool])
-        labels = {"app.kubernetes.io/name": args.service_name, "app.kubernetes.io/managed-by": "modelplane"}
-        metadata = {"name": args.service_name, "labels": labels, "annotations": MANAGED_ANNOTATIONS}
+        labels = {"app.kubernetes.io/name": args.service_name, MANAGED_BY_LABEL: "modelplane"}
+        metadata: dict[str, object] = {"name": args.service_name, "labels": labels, "annotations": MANAGED_ANNOTATIONS}
+        keys = endpoint_keys(name, spec.auth_enabled, self)
         env: list[dict[str, object]] = [{"name": "MODEL_NAME", "value": spec.model}]
-        if spec.auth_enabled:
-            keys = EndpointKeys(f"{name}-keys", opts=child)
-            secret = k8s.core.v1.Secret(
-                f"{name}-keys-secret",
-                metadata={**metadata, "name": f"{args.service_name}-keys"},
-                string_data={"primary-key": keys.primary_key, "secondary-key": keys.secondary_key},
-                opts=on_cluster,
-            )
-            env += [
-                {
-                    "name": "MODELPLANE_PRIMARY_KEY",
-                    "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": "primary-key"}},
-                },
-                {
-                    "name": "MODELPLANE_SECONDARY_KEY",
-                    "value_from": {"secret_key_ref": {"name": secret.metadata.name, "key": "secondary-key"}},
-                },
-            ]
-            self.keys = keys.as_secret_dict()
-        else:
-            self.keys = pulumi.Output.secret({})
+        env += key_secret_env(name, keys, metadata, on_cluster)
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=metadata,
             spec={
                 "replicas": spec.agent_count,
                 "selector": {"match_labels": {"app.kubernetes.io/name": args.service_name}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "node_selector": {"modelplane/accelerator": "fpga"},
-                        "tolerations": [
-                            {
-                                "key": "modelplane/accelerator",
-                                "operator": "Equal",
-                                "value": "fpga",
-                                "effect": "NoSchedule",
-                            }
-                        ],
-                        "containers": [
-                            {
-                                "name": "accelerated-model",
-                                "image": spec.image or ACCELERATED_IMAGE.format(model=spec.model),
-                                "ports": [{"container_port": SERVING_PORT, "name": "grpc"}],
-                                "env": env,
-                                "resources": {"limits": {FPGA_RESOURCE: "1"}},
-                            }
-                        ],
-                    },
-                },
+                "template": pod_template(args, labels, env),
             },
             opts=on_cluster,
         )
@@ -143,11 +105,28 @@ class FpgaService(pulumi.ComponentResource):
             },
             opts=on_cluster,
         )
+        self.keys = keys.exported
         self.scoring_uri = service.status.apply(
-            lambda status: (
-                f"{status.load_balancer.ingress[0].ip}:{SERVING_PORT}"
-                if status and status.load_balancer and status.load_balancer.ingress
-                else ""
-            )
+            lambda status: f"{host}:{SERVING_PORT}" if (host := load_balancer_host(status)) else ""
         )
         self.register_outputs({"scoring_uri": self.scoring_uri, "keys": self.keys})
+
+    def _pool(self, name: str, args: FpgaServiceArgs, cluster: AksCluster) -> containerservice.AgentPool:
+        """The FPGA node pool, tainted so that only FPGA work lands there."""
+        if cluster.managed_cluster_name is None or cluster.managed_resource_group is None:
+            # The spec refuses an FPGA service on a cluster attached by kubeconfig.
+            raise ValueError(f"fpga {args.service_name}: the cluster must be an AKS cluster")
+        return containerservice.AgentPool(
+            f"{name}-pool",
+            agent_pool_name="fpga",
+            resource_name_=cluster.managed_cluster_name,
+            resource_group_name=cluster.managed_resource_group,
+            count=args.spec.agent_count,
+            vm_size=args.spec.vm_size,
+            mode=containerservice.AgentPoolMode.USER,
+            os_type=containerservice.OSType.LINUX,
+            node_labels={"modelplane/accelerator": "fpga"},
+            node_taints=["modelplane/accelerator=fpga:NoSchedule"],
+            tags={**args.tags, "modelplane-fpga-location": args.spec.location},
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from modelplane.providers.docker import Container
-from modelplane.providers.keys import EndpointKeys
+from modelplane.providers.keys import endpoint_keys
 from modelplane.spec import LocalEndpointSpec
 
 CONTAINER_PORT = 5001
@@ -27,11 +27,6 @@ class LocalEndpointArgs:
     """Extra container labels."""
 
 
-def check_local_args(args: LocalEndpointArgs) -> None:
-    if not 1024 <= args.spec.port <= 65535:
-        raise ValueError(f"endpoint {args.endpoint_name}: port {args.spec.port} is outside 1024-65535")
-
-
 def container_name(stack_name: str, endpoint_name: str) -> str:
     return f"modelplane-{stack_name}-{endpoint_name}"
 
@@ -47,36 +42,25 @@ class LocalEndpoint(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LocalEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:LocalEndpoint", name, None, opts)
-        check_local_args(args)
-        child = pulumi.ResourceOptions(parent=self)
-        env: dict[str, pulumi.Input[str]] = {"MODELPLANE_PORT": str(CONTAINER_PORT)}
-        if args.spec.auth_enabled:
-            keys = EndpointKeys(f"{name}-keys", opts=child)
-            env["MODELPLANE_PRIMARY_KEY"] = keys.primary_key
-            env["MODELPLANE_SECONDARY_KEY"] = keys.secondary_key
-            self.keys = keys.as_secret_dict()
-        else:
-            self.keys = pulumi.Output.secret({})
+        keys = endpoint_keys(name, args.spec.auth_enabled, self)
+        env: dict[str, pulumi.Input[str]] = {"MODELPLANE_PORT": str(CONTAINER_PORT), **keys.by_variable}
         props: dict[str, object] = {
             "name": container_name(args.stack_name, args.endpoint_name),
             "image": args.image_ref,
-            "env": pulumi.Output.secret(env) if args.spec.auth_enabled else env,
+            "env": pulumi.Output.secret(env) if keys.by_variable else env,
             "ports": [{"internal": CONTAINER_PORT, "external": args.spec.port, "host_ip": "127.0.0.1"}],
-            "labels": {
-                "modelplane.stack": args.stack_name,
-                "modelplane.endpoint": args.endpoint_name,
-                # Known during preview (the keys are not), so the policy pack reads auth from here.
-                "modelplane.auth": "key" if args.spec.auth_enabled else "none",
-                **args.labels,
-            },
+            "labels": {"modelplane.stack": args.stack_name, "modelplane.endpoint": args.endpoint_name, **args.labels},
             "restart": "unless-stopped",
+            # Known during preview (the keys are not): whether the gate asks for a key.
+            "auth": "key" if args.spec.auth_enabled else "none",
         }
         if args.spec.cpu_cores:
             props["cpus"] = args.spec.cpu_cores
         if args.spec.memory_gb:
             props["memory_mb"] = int(args.spec.memory_gb * 1024)
-        container = Container(f"{name}-container", props, opts=child)
+        container = Container(f"{name}-container", props, opts=pulumi.ResourceOptions(parent=self))
         base = f"http://127.0.0.1:{args.spec.port}"
+        self.keys = keys.exported
         self.scoring_uri = pulumi.Output.from_input(f"{base}/score")
         self.swagger_uri = pulumi.Output.from_input(f"{base}/swagger.json")
         self.container_id = container.container_id

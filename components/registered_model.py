@@ -25,26 +25,23 @@ class AzureModelTarget:
 
 
 @dataclass(frozen=True)
+class LocalModelStore:
+    """Where a local model is registered."""
+
+    folder: Path
+    """Folder of the local model store (.modelplane/models/<stack>)."""
+
+
+@dataclass(frozen=True)
 class RegisteredModelArgs:
     model_name: str
     """The model's name in the registry (the key under `models:`)."""
     spec: ModelSpec
-    """Path, description, tags and framework from the stack."""
-    azure: AzureModelTarget | None = None
-    """Register in this Azure ML workspace; None registers in the local store."""
-    local_store: Path | None = None
-    """Folder of the local model store (used when `azure` is None)."""
+    """Path, description, tags and framework from the stack (the path exists and holds files)."""
+    target: AzureModelTarget | LocalModelStore
+    """The Azure ML workspace, or the local store, it is registered in."""
     tags: dict[str, str] = field(default_factory=dict)
     """Stack-wide tags, merged under the model's own."""
-
-
-def check_model_args(args: RegisteredModelArgs) -> None:
-    if not args.spec.path.exists():
-        raise ValueError(f"model {args.model_name}: {args.spec.path} does not exist")
-    if not files_under(args.spec.path):
-        raise ValueError(f"model {args.model_name}: {args.spec.path} holds no files")
-    if args.azure is None and args.local_store is None:
-        raise ValueError(f"model {args.model_name}: give an Azure workspace or a local store")
 
 
 class RegisteredModel(pulumi.ComponentResource):
@@ -58,87 +55,100 @@ class RegisteredModel(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RegisteredModelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:RegisteredModel", name, None, opts)
-        check_model_args(args)
-        child = pulumi.ResourceOptions(parent=self)
         digest = content_digest(args.spec.path)
         version = version_of(digest)
         self.files_path = args.spec.path
         self.version_value = version
-        tags = {**args.tags, **args.spec.tags}
-        if args.azure is None:
-            assert args.local_store is not None
-            stored = StoredModel(
-                f"{name}-store",
-                {
-                    "name": args.model_name,
-                    "version": version,
-                    "sha256": digest,
-                    "source": str(args.spec.path),
-                    "store": str(args.local_store),
-                },
-                opts=child,
-            )
-            self.uri = stored.path
+        if isinstance(args.target, LocalModelStore):
+            self.uri = self._store_locally(name, args, args.target, version, digest)
         else:
-            # Imported here: the Azure SDK costs a local stack's every preview (bench/: engine overhead).
-            from pulumi_azure_native import machinelearningservices, storage
-
-            target = args.azure
-            container = storage.BlobContainer(
-                f"{name}-blobs",
-                container_name=f"model-{args.model_name}",
-                account_name=target.storage_account_name,
-                resource_group_name=target.resource_group_name,
-                opts=child,
-            )
-            root = args.spec.path if args.spec.path.is_dir() else args.spec.path.parent
-            blobs = []
-            for index, file in enumerate(files_under(args.spec.path)):
-                blobs.append(
-                    storage.Blob(
-                        f"{name}-blob-{index}",
-                        blob_name=f"{version}/{file.relative_to(root).as_posix()}",
-                        container_name=container.name,
-                        account_name=target.storage_account_name,
-                        resource_group_name=target.resource_group_name,
-                        source=pulumi.FileAsset(str(file)),
-                        type=storage.BlobType.BLOCK,
-                        opts=child,
-                    )
-                )
-            model_container = machinelearningservices.ModelContainer(
-                f"{name}-container",
-                name=args.model_name,
-                resource_group_name=target.resource_group_name,
-                workspace_name=target.workspace_name,
-                properties={"description": args.spec.description, "tags": tags},
-                opts=child,
-            )
-            self.uri = pulumi.Output.concat(
-                "https://",
-                pulumi.Output.from_input(target.storage_account_name),
-                ".blob.core.windows.net/",
-                container.name,
-                f"/{version}",
-            )
-            machinelearningservices.ModelVersion(
-                f"{name}-version",
-                name=model_container.name,
-                version=version,
-                resource_group_name=target.resource_group_name,
-                workspace_name=target.workspace_name,
-                properties={
-                    "model_uri": self.uri,
-                    "model_type": "custom_model",
-                    "description": args.spec.description,
-                    "tags": tags,
-                    "properties": {"sha256": digest, "framework": args.spec.framework or "custom"},
-                },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=blobs),
-            )
+            self.uri = self._register_in_azure(name, args, args.target, version, digest)
         self.model_name = pulumi.Output.from_input(args.model_name)
         self.version = pulumi.Output.from_input(version)
         self.sha256 = pulumi.Output.from_input(digest)
         self.register_outputs(
             {"model_name": self.model_name, "version": self.version, "sha256": self.sha256, "uri": self.uri}
         )
+
+    def _store_locally(
+        self, name: str, args: RegisteredModelArgs, store: LocalModelStore, version: str, digest: str
+    ) -> pulumi.Output[str]:
+        stored = StoredModel(
+            f"{name}-store",
+            {
+                "name": args.model_name,
+                "version": version,
+                "sha256": digest,
+                "source": str(args.spec.path),
+                "store": str(store.folder),
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return stored.path
+
+    def _register_in_azure(
+        self, name: str, args: RegisteredModelArgs, target: AzureModelTarget, version: str, digest: str
+    ) -> pulumi.Output[str]:
+        # Imported here: the Azure SDK costs a local stack's every preview (bench/: engine overhead).
+        from pulumi_azure_native import machinelearningservices
+
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**args.tags, **args.spec.tags}
+        container_name, blobs = self._upload(name, args, target, version)
+        model_container = machinelearningservices.ModelContainer(
+            f"{name}-container",
+            name=args.model_name,
+            resource_group_name=target.resource_group_name,
+            workspace_name=target.workspace_name,
+            properties={"description": args.spec.description, "tags": tags},
+            opts=child,
+        )
+        uri = pulumi.Output.concat(
+            "https://",
+            pulumi.Output.from_input(target.storage_account_name),
+            ".blob.core.windows.net/",
+            container_name,
+            f"/{version}",
+        )
+        machinelearningservices.ModelVersion(
+            f"{name}-version",
+            name=model_container.name,
+            version=version,
+            resource_group_name=target.resource_group_name,
+            workspace_name=target.workspace_name,
+            properties={
+                "model_uri": uri,
+                "model_type": "custom_model",
+                "description": args.spec.description,
+                "tags": tags,
+                "properties": {"sha256": digest, "framework": args.spec.framework or "custom"},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=blobs),
+        )
+        return uri
+
+    def _upload(
+        self, name: str, args: RegisteredModelArgs, target: AzureModelTarget, version: str
+    ) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
+        """A blob container for the model and one blob per file under `<version>/`."""
+        from pulumi_azure_native import storage
+
+        child = pulumi.ResourceOptions(parent=self)
+        placed = {"account_name": target.storage_account_name, "resource_group_name": target.resource_group_name}
+        container = storage.BlobContainer(
+            f"{name}-blobs", container_name=f"model-{args.model_name}", opts=child, **placed
+        )
+        root = args.spec.path if args.spec.path.is_dir() else args.spec.path.parent
+        blobs: list[pulumi.Resource] = [
+            storage.Blob(
+                f"{name}-blob-{index}",
+                blob_name=f"{version}/{file.relative_to(root).as_posix()}",
+                container_name=container.name,
+                source=pulumi.FileAsset(str(file)),
+                type=storage.BlobType.BLOCK,
+                opts=child,
+                **placed,
+            )
+            for index, file in enumerate(files_under(args.spec.path))
+        ]
+        return container.name, blobs

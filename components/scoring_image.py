@@ -42,14 +42,6 @@ class ScoringImageArgs:
     """Port the scoring server listens on inside the container."""
 
 
-def check_image_args(args: ScoringImageArgs) -> None:
-    if args.spec.enable_gpu and args.spec.base_image is None:
-        raise ValueError(f"image {args.image_name}: enable_gpu needs a CUDA base_image (none is made locally)")
-    for model_name in args.spec.models:
-        if model_name not in {m.name for m in args.models}:
-            raise ValueError(f"image {args.image_name}: model {model_name} was not registered")
-
-
 def recipe_for(args: ScoringImageArgs) -> ImageRecipe:
     source_dir = args.spec.source_directory
     script = args.spec.entry_script
@@ -76,7 +68,6 @@ class ScoringImage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ScoringImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:ScoringImage", name, None, opts)
-        check_image_args(args)
         recipe = recipe_for(args)
         context = args.build_root / name
         digest = write_context(recipe, context)
@@ -84,10 +75,10 @@ class ScoringImage(pulumi.ComponentResource):
         self.dockerfile = (context / "Dockerfile").read_text()
         # modelplane.digest lets refresh tell our build from an image retagged by hand.
         labels = {"modelplane.image": args.image_name, "modelplane.digest": digest}
-        if args.spec.enable_gpu:
-            # Read by the policy pack's CUDA rule.
-            labels.update({"modelplane.gpu": "true", "modelplane.cuda": args.spec.cuda_version or ""})
         props: dict[str, object] = {"context": str(context), "dockerfile": "Dockerfile", "labels": labels}
+        if args.spec.enable_gpu:
+            # Known during preview; the policy pack's CUDA rule reads it. Not a reason to rebuild.
+            props["gpu"] = {"image": args.image_name, "cuda_version": args.spec.cuda_version or ""}
         if args.registry is None:
             props["tag"] = f"{args.repository_prefix}-{args.image_name}:{tag}"
         else:

@@ -1,4 +1,9 @@
-"""Stacks driven through Pulumi's Automation API, on the project's own program."""
+"""Stacks driven through Pulumi's Automation API, on the project's own program, with as few round
+trips to the CLI as each command needs: the CLI's version is known (scripts/bootstrap pins it), a
+stack is selected by the `--stack` flag of each command rather than a `stack select` of its own and
+created only when an operation finds it missing, and the stack-file setting is written only when it
+changes.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import yaml
 from pulumi import automation as auto
+from pulumi.automation._stack import StackInitMode
 
 from modelplane.engine import PROJECT_ROOT, EngineSettings, default_settings, pulumi_command
 from modelplane.spec import StackSpec, load_stack
 
 STACK_FILE_KEY = "modelplane:stackFile"
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -36,20 +44,55 @@ class StackRef:
         """The declaration, validated (raises SpecError)."""
         return load_stack(self.file, name=self.name)
 
+    @property
+    def default_file(self) -> bool:
+        return self.file == PROJECT_ROOT / "stacks" / f"{self.name}.yaml"
+
+
+class NamedStack(auto.Stack):
+    """A stack addressed by name: every command passes `--stack`, so no `stack select` is run first."""
+
+    def __init__(self, name: str, workspace: auto.LocalWorkspace) -> None:
+        self.name = name
+        self.workspace = workspace
+        self._mode = StackInitMode.SELECT
+
 
 def open_stack(ref: StackRef, settings: EngineSettings | None = None, create: bool = True) -> auto.Stack:
-    """The engine's stack for `ref`, created on first use, pointing at the declaration file."""
+    """The engine's stack for `ref` (created on first use when `create`), pointing at the declaration file."""
     settings = settings or default_settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    opts = auto.LocalWorkspaceOptions(pulumi_command=pulumi_command(), env_vars=settings.env())
-    if create:
-        stack = auto.create_or_select_stack(stack_name=ref.name, work_dir=str(PROJECT_ROOT), opts=opts)
-    else:
-        stack = auto.select_stack(stack_name=ref.name, work_dir=str(PROJECT_ROOT), opts=opts)
-    default_file = PROJECT_ROOT / "stacks" / f"{ref.name}.yaml"
-    if ref.file != default_file:
+    workspace = auto.LocalWorkspace(
+        work_dir=str(PROJECT_ROOT), pulumi_command=pulumi_command(), env_vars=settings.env()
+    )
+    if create and not ref.default_file and _configured_stack_file(ref.name) != str(ref.file):
+        # Writing the setting needs the stack to exist.
+        stack = auto.Stack.create_or_select(ref.name, workspace)
         stack.set_config(STACK_FILE_KEY, auto.ConfigValue(str(ref.file)))
-    return stack
+        return stack
+    return NamedStack(ref.name, workspace)
+
+
+def _configured_stack_file(stack_name: str) -> str | None:
+    """The stack-file setting in Pulumi.<stack>.yaml, read without the CLI."""
+    settings = PROJECT_ROOT / f"Pulumi.{stack_name}.yaml"
+    try:
+        config = (yaml.safe_load(settings.read_text()) or {}).get("config") or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    value = config.get(STACK_FILE_KEY)
+    return value if isinstance(value, str) else None
+
+
+def on_stack(stack: auto.Stack, operation: Callable[[auto.Stack], Result], create: bool = True) -> Result:
+    """Run `operation`; a stack that does not exist yet is created (when `create`) and the operation run again."""
+    try:
+        return operation(stack)
+    except auto.StackNotFoundError:
+        if not create:
+            raise
+    stack.workspace.create_stack(stack.name)
+    return operation(stack)
 
 
 def printer(stream: Any = None) -> Callable[[str], None]:

@@ -12,20 +12,26 @@ from typing import Any
 import requests
 from pulumi import automation as auto
 
-from modelplane.automation import StackRef, open_stack, printer
+from modelplane import operations
+from modelplane.automation import StackRef, on_stack, open_stack, printer
+from modelplane.operations import (
+    EXIT_DRIFTED,
+    EXIT_FAILED,
+    EXIT_HAS_CHANGES,
+    EXIT_INVALID,
+    EXIT_OK,
+    OperationError,
+    Policies,
+)
+from modelplane.report import SECRET
 from modelplane.source import SpecError
 from modelplane.spec import load_stack
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_INVALID = 2
-SECRET = "[secret]"
 
 
 class CliError(Exception):
     """A failure to report in one line, with an exit code."""
 
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.code = code
 
@@ -67,20 +73,14 @@ def _checked(args: argparse.Namespace) -> StackRef:
     return ref
 
 
-def _policy_options(args: argparse.Namespace, ref: StackRef) -> dict[str, Any]:
-    """The policy pack, with the stack's config: every preview and update is checked."""
-    from modelplane.plan import POLICY_DIR, config_file_for
-
-    config = Path(args.policy_config) if args.policy_config else config_file_for(ref.name)
-    return {"policy_packs": [str(POLICY_DIR)], "policy_pack_configs": [str(config)] if config else None}
+def _policies(args: argparse.Namespace, ref: StackRef) -> Policies:
+    return Policies.for_stack(ref, args.policy_config)
 
 
 def _preview(args: argparse.Namespace) -> int:
     ref = _checked(args)
-    stack = open_stack(ref)
-    result = stack.preview(on_output=printer(), diff=args.diff, **_policy_options(args, ref))
-    changes = {op: n for op, n in result.change_summary.items() if op != "same" and n}
-    return EXIT_INVALID if changes and args.detailed_exitcode else EXIT_OK
+    has_changes = operations.preview(open_stack(ref), _policies(args, ref), args.diff, printer())
+    return EXIT_HAS_CHANGES if has_changes and args.detailed_exitcode else EXIT_OK
 
 
 def _confirm(question: str, assume_yes: bool) -> bool:
@@ -93,22 +93,18 @@ def _confirm(question: str, assume_yes: bool) -> bool:
 
 def _up(args: argparse.Namespace) -> int:
     ref = _checked(args)
-    stack = open_stack(ref)
-    policies = _policy_options(args, ref)
-    # Preview first, with the policy pack: a mandatory violation stops everything, rather than
-    # the engine stopping midway with part of the stack applied.
-    from modelplane.plan import online_plan, render_text
+    progress = printer() if not args.yes else None
+    try:
+        outcome = operations.up(
+            open_stack(ref), _policies(args, ref), lambda _plan: _confirm("Apply these changes?", args.yes), progress
+        )
+    except OperationError as error:
+        if error.plan is not None:
+            from modelplane.plan.render import render_text
 
-    config = Path(policies["policy_pack_configs"][0]) if policies["policy_pack_configs"] else None
-    verdict = online_plan(stack, config, printer() if not args.yes else None)
-    if verdict.mandatory_violations:
-        sys.stdout.write(render_text(verdict))
-        raise CliError(f"{len(verdict.mandatory_violations)} mandatory policy violation(s): nothing was applied")
-    if not args.yes and not _confirm("Apply these changes?", False):
-        print("nothing applied")
-        return EXIT_OK
-    result = stack.up(on_output=printer(), **policies)
-    print(f"update {result.summary.result}: {_summary(result.summary.resource_changes)}")
+            sys.stdout.write(render_text(error.plan))
+        raise CliError(str(error)) from None
+    print(outcome.summary if outcome.applied else f"update skipped: {outcome.summary}")
     return EXIT_OK
 
 
@@ -118,16 +114,8 @@ def _destroy(args: argparse.Namespace) -> int:
     if not _confirm(f"Destroy every resource of stack '{ref.name}'?", args.yes):
         print("nothing destroyed")
         return EXIT_OK
-    result = stack.destroy(on_output=printer())
-    print(f"destroy {result.summary.result}: {_summary(result.summary.resource_changes)}")
+    print(operations.destroy(stack, printer()))
     return EXIT_OK
-
-
-def _summary(changes: Mapping[Any, int] | None) -> str:
-    return (
-        ", ".join(f"{n} {op}" for op, n in sorted((changes or {}).items(), key=lambda item: str(item[0])))
-        or "no changes"
-    )
 
 
 def masked(outputs: Mapping[str, auto.OutputValue], show_secrets: bool) -> dict[str, Any]:
@@ -137,7 +125,7 @@ def masked(outputs: Mapping[str, auto.OutputValue], show_secrets: bool) -> dict[
 
 def _outputs(args: argparse.Namespace) -> int:
     stack = open_stack(_ref(args), create=False)
-    values = masked(stack.outputs(), args.show_secrets)
+    values = masked(on_stack(stack, auto.Stack.outputs, create=False), args.show_secrets)
     print(json.dumps(values, indent=2, sort_keys=True))
     return EXIT_OK
 
@@ -168,7 +156,7 @@ def call_endpoint(endpoint: dict[str, Any], key: str | None, payload: Any, timeo
 
 def _invoke(args: argparse.Namespace) -> int:
     stack = open_stack(_ref(args), create=False)
-    outputs = stack.outputs()
+    outputs = on_stack(stack, auto.Stack.outputs, create=False)
     endpoints: dict[str, Any] = outputs["endpoints"].value if "endpoints" in outputs else {}
     keys: dict[str, Any] = outputs["endpoint_keys"].value if "endpoint_keys" in outputs else {}
     names = sorted(endpoints) if args.all_samples else [args.endpoint]
@@ -190,7 +178,7 @@ def _invoke(args: argparse.Namespace) -> int:
         print(f"{prefix}{json.dumps(answer)}")
         if response.status_code >= 300:
             print(f"{name}: HTTP {response.status_code} from {endpoint['scoring_uri']}", file=sys.stderr)
-            status = EXIT_ERROR
+            status = EXIT_FAILED
     return status
 
 
@@ -199,25 +187,25 @@ def _plan(args: argparse.Namespace) -> int:
 
     ref = _ref(args)
     spec = ref.load()
-    config_file = Path(args.policy_config) if args.policy_config else planning.config_file_for(ref.name)
+    policies = _policies(args, ref)
     if args.offline or args.against:
-        result = planning.offline_plan(spec, ref.name, config_file)
+        result = planning.offline_plan(spec, ref.name, policies.config_file)
         if args.against:
             try:
-                baseline = planning.load_baseline(args.against, ref.file, ref.name, config_file)
+                baseline = planning.load_baseline(args.against, ref.file, ref.name, policies.config_file)
             except (ValueError, SpecError) as error:
                 raise CliError(f"--against {args.against}: {error}") from None
             result = planning.compare(baseline, result)
     else:
+        from modelplane.plan.online import online_plan
+
         progress = printer(sys.stderr) if args.format != "text" or args.out else None
-        result = planning.online_plan(open_stack(ref), config_file, progress)
+        result = on_stack(open_stack(ref), lambda stack: online_plan(stack, policies.config_file, progress))
     _emit(planning.render(result, args.format), args.out, "plan")
     if result.mandatory_violations:
         print(f"modelplane: {len(result.mandatory_violations)} mandatory policy violation(s)", file=sys.stderr)
-        return EXIT_ERROR
-    if args.detailed_exitcode and result.has_changes:
-        return EXIT_INVALID
-    return EXIT_OK
+        return EXIT_FAILED
+    return EXIT_HAS_CHANGES if args.detailed_exitcode and result.has_changes else EXIT_OK
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -226,24 +214,22 @@ def _drift(args: argparse.Namespace) -> int:
     ref = _ref(args)
     stack = open_stack(ref, create=False)
     progress = printer(sys.stderr) if args.format != "text" or args.out else None
-    report = drift.detect(stack, progress)
+    report = on_stack(stack, lambda s: drift.detect(s, progress), create=False)
     _emit(drift.render(report, args.format), args.out, "drift report")
     if not report.drifted:
         return EXIT_OK
     if not args.remediate:
-        return EXIT_INVALID
+        return EXIT_DRIFTED
     print(
         f"Remediation: refresh the state from what runs, then `up` to bring {len(report.resources)} "
         f"drifted resource(s) of stack '{ref.name}' back to the declaration."
     )
     if not _confirm("Remediate now?", args.yes):
         print("nothing remediated")
-        return EXIT_INVALID
-    ref.load()
-    stack.up(on_output=printer(), refresh=True, **_policy_options(args, ref))
-    after = drift.detect(stack)
+        return EXIT_DRIFTED
+    after = operations.remediate(stack, ref, _policies(args, ref), printer())
     sys.stdout.write(drift.render(after, "text"))
-    return EXIT_INVALID if after.drifted else EXIT_OK
+    return EXIT_DRIFTED if after.drifted else EXIT_OK
 
 
 def _add_report_options(parser: argparse.ArgumentParser, what: str) -> None:
@@ -346,20 +332,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.code
     except auto.StackNotFoundError:
         print("modelplane: the stack has not been deployed yet (run `modelplane up`)", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED
     except auto.CommandError as error:
         # Progress went to stdout as it came; the engine's own error lines (stderr) are not streamed,
         # and are all there is when a non-streaming command (stack selection, config) failed.
         for line in engine_error_lines(error):
             print(f"pulumi: {line}", file=sys.stderr)
         print("modelplane: the engine reported a failure; see above", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED
     except requests.RequestException as error:
         print(f"modelplane: request failed: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

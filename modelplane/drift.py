@@ -16,7 +16,20 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from modelplane.plan import MARKDOWN_LIMIT, SECRET, Change, flatten, short_value, table_cell
+from modelplane.plan.model import Change
+from modelplane.report import (
+    MARKDOWN_LIMIT,
+    SECRET,
+    component_label,
+    flatten,
+    is_component,
+    mask,
+    short_value,
+    table_cell,
+    under,
+    under_any,
+    within_limit,
+)
 
 # Outputs that are bookkeeping, not state a person declared or cares about.
 # `__inputs`: pulumi-kubernetes keeps the inputs among the outputs; the live object says it all.
@@ -32,17 +45,6 @@ KUBERNETES_VOLATILE = (
 )
 # Output → (path shown, why): secret values that drift is detected through.
 FINGERPRINTS = {"env_fingerprint": "env"}
-COMPONENT_KINDS = {
-    "LocalEndpoint": "endpoint",
-    "AciEndpoint": "endpoint",
-    "AksEndpoint": "endpoint",
-    "RegisteredModel": "model",
-    "ScoringImage": "image",
-    "AksCluster": "cluster",
-    "EdgeModule": "edge module",
-    "FpgaService": "fpga service",
-    "Workspace": "workspace",
-}
 
 
 @dataclass(frozen=True)
@@ -76,32 +78,9 @@ class DriftReport:
         }
 
 
-def component_label(parent_urn: str | None) -> str:
-    """ "endpoint 'web'" for a resource under the LocalEndpoint component endpoint-web."""
-    if not parent_urn or "::" not in parent_urn:
-        return "stack"
-    type_token, name = parent_urn.split("::")[-2:]
-    kind = COMPONENT_KINDS.get(type_token.rsplit(":", 1)[-1].rsplit("$", 1)[-1], "component")
-    declared = name.split("-", 1)[1] if "-" in name and kind not in ("workspace", "component") else name
-    return f"{kind} '{declared}'"
-
-
 def _is_secret(value: Any) -> bool:
+    """The engine's events carry secret outputs as {"ciphertext": "[secret]"}."""
     return isinstance(value, Mapping) and value.get("ciphertext") == SECRET
-
-
-def _shown(value: Any) -> Any:
-    if _is_secret(value):
-        return SECRET
-    if isinstance(value, Mapping):
-        return {k: _shown(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shown(v) for v in value]
-    return value
-
-
-def _volatile(path: str, prefixes: tuple[str, ...]) -> bool:
-    return any(path == p or path.startswith((f"{p}.", f"{p}[")) for p in prefixes)
 
 
 def differences(
@@ -130,12 +109,12 @@ def differences(
         if _is_secret(old) or _is_secret(new):
             if key in fingerprinted:
                 continue  # reported through its fingerprint
-            inside = sorted(p for p in changed_paths if p == key or p.startswith((f"{key}.", f"{key}[")))
+            inside = sorted(p for p in changed_paths if under(p, key))
             changes += [Change(path, SECRET, f"{SECRET} (changed)") for path in inside]
             continue
-        flat_old, flat_new = flatten(_shown(old), key), flatten(_shown(new), key)
+        flat_old, flat_new = flatten(mask(old, _is_secret), key), flatten(mask(new, _is_secret), key)
         for path in sorted(set(flat_old) | set(flat_new)):
-            if flat_old.get(path) != flat_new.get(path) and not _volatile(path, volatile):
+            if flat_old.get(path) != flat_new.get(path) and not under_any(path, volatile):
                 changes.append(Change(path, flat_old.get(path), flat_new.get(path)))
     return tuple(changes)
 
@@ -148,7 +127,7 @@ def detect(stack: auto.Stack, progress: Callable[[str], None] | None = None) -> 
         if outputs_event is None:
             return
         metadata = outputs_event.metadata
-        if metadata.type.startswith(("pulumi:pulumi:Stack", "pulumi:providers:", "modelplane:index:")):
+        if metadata.type.startswith(("pulumi:pulumi:Stack", "pulumi:providers:")) or is_component(metadata.type):
             return
         report.checked += 1
         op = str(getattr(metadata.op, "value", metadata.op)).lower()
@@ -189,21 +168,14 @@ def render_markdown(report: DriftReport, limit: int = MARKDOWN_LIMIT) -> str:
     if not report.drifted:
         return head + f"**No drift** ({report.checked} resources checked).\n"
     head += f"**{len(report.resources)} of {report.checked} resources drifted.**\n\n"
-    rows = ["| declared | resource | status | property | recorded | actual |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| declared | resource | status | property | recorded | actual |\n| --- | --- | --- | --- | --- | --- |\n"]
     for resource in report.resources:
         for change in resource.changes or (Change("", None, None),):
             rows.append(
                 f"| {resource.component} | `{resource.name}` | {resource.status} | `{change.path}` "
-                f"| {table_cell(short_value(change.old))} | {table_cell(short_value(change.new))} |"
+                f"| {table_cell(short_value(change.old))} | {table_cell(short_value(change.new))} |\n"
             )
-    body, used = [], len(head) + 200
-    for index, row in enumerate(rows):
-        if used + len(row) + 1 > limit:
-            body.append(f"\n_… {len(rows) - index} more rows not shown._")
-            break
-        body.append(row)
-        used += len(row) + 1
-    return head + "\n".join(body) + "\n"
+    return within_limit(head, rows, limit, "rows")
 
 
 def render(report: DriftReport, output_format: str) -> str:

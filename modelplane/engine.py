@@ -62,8 +62,15 @@ def default_settings() -> EngineSettings:
 
 
 def pulumi_command() -> auto.PulumiCommand:
-    """The CLI that scripts/bootstrap put beside this interpreter."""
+    """The CLI that scripts/bootstrap put beside this interpreter, at the version it pins.
+
+    `PulumiCommand()` runs `pulumi version` to learn what the bootstrap already guarantees; this one
+    is built without that round trip."""
     # Imported here: the Pulumi program imports this module, and never needs the Automation API.
     from pulumi import automation as auto
+    from semver import VersionInfo
 
-    return auto.PulumiCommand(root=str(venv_bin().parent), skip_version_check=True)
+    command = auto.PulumiCommand.__new__(auto.PulumiCommand)
+    command.command = str(venv_bin() / "pulumi")
+    command.version = VersionInfo.parse(PULUMI_VERSION)
+    return command

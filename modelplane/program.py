@@ -1,6 +1,9 @@
 """The Pulumi program: one component per declared item, and the stack's outputs.
 
-`__main__.py` runs it through `modelplane.startup`; tests call `build_stack()` under Pulumi's mocks.
+`build_stack` is an outline: one builder per section (models, images, clusters, endpoints, edge,
+FPGA), each over a `BuildContext` that holds what the sections share (the workspace's facts, the
+registry, resource options). `__main__.py` runs it through `modelplane.startup`; tests call
+`build_stack()` under Pulumi's mocks.
 """
 
 from __future__ import annotations
@@ -12,22 +15,22 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from components.local_endpoint import LocalEndpoint, LocalEndpointArgs
-from components.registered_model import AzureModelTarget, RegisteredModel, RegisteredModelArgs
+from components.registered_model import AzureModelTarget, LocalModelStore, RegisteredModel, RegisteredModelArgs
 from components.scoring_image import RegistryTarget, ScoringImage, ScoringImageArgs
-
-# The Azure and Kubernetes components are imported only by stacks that use them: their SDKs cost
-# startup time on every preview of a local stack (bench/: engine overhead).
-if TYPE_CHECKING:
-    from components.aci_endpoint import AciEndpoint
-    from components.aks_cluster import AksCluster
-    from components.aks_endpoint import AksEndpoint
-    from components.edge_module import EdgeModule
-    from components.fpga_service import FpgaService
-    from components.workspace import Workspace
 from modelplane.dockerfile import ModelFiles
 from modelplane.engine import state_root
 from modelplane.source import SpecError
 from modelplane.spec import AciEndpointSpec, AksEndpointSpec, LocalEndpointSpec, StackSpec
+
+# The Azure and Kubernetes components are imported by the builders of stacks that use them: their
+# SDKs cost startup time on every preview of a local stack (bench/: engine overhead).
+if TYPE_CHECKING:
+    from components.aci_endpoint import AciEndpoint
+    from components.aks_cluster import AksCluster, AzureClusterTarget
+    from components.aks_endpoint import AksEndpoint
+    from components.edge_module import EdgeModule
+    from components.fpga_service import FpgaService
+    from components.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -57,165 +60,208 @@ class StackOutputs:
     fpga: dict[str, FpgaService] = field(default_factory=dict)
 
 
-def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None = None) -> StackOutputs:
-    options = options or ProgramOptions()
-    out = StackOutputs()
-    # Children inherit their component's providers, so every dynamic resource runs in this one.
-    opts = pulumi.ResourceOptions(providers=[options.local_provider]) if options.local_provider else None
-    azure = spec.target == "azure" and spec.azure is not None
-    registry: RegistryTarget | None = None
-    if azure:
-        from components.workspace import Workspace, WorkspaceArgs
+@dataclass(frozen=True)
+class AzureContext:
+    """The workspace's facts, for every component that runs on Azure."""
 
-        assert spec.azure is not None
-        out.workspace = Workspace(stack_name, WorkspaceArgs(azure=spec.azure, tags=spec.tags), opts)
-        registry = RegistryTarget(
-            server=out.workspace.registry_server,
-            username=out.workspace.registry_username,
-            password=out.workspace.registry_password,
+    workspace: Workspace
+    registry: RegistryTarget
+
+    def model_target(self) -> AzureModelTarget:
+        return AzureModelTarget(
+            resource_group_name=self.workspace.resource_group_name,
+            workspace_name=self.workspace.workspace_name,
+            storage_account_name=self.workspace.storage_account_name,
         )
 
-    for name, model in spec.models.items():
-        target = None
-        if out.workspace is not None:
-            target = AzureModelTarget(
-                resource_group_name=out.workspace.resource_group_name,
-                workspace_name=out.workspace.workspace_name,
-                storage_account_name=out.workspace.storage_account_name,
-            )
-        out.models[name] = RegisteredModel(
-            f"model-{name}",
-            RegisteredModelArgs(
-                model_name=name,
-                spec=model,
-                azure=target,
-                # One store per stack: two stacks with the same model never share (or delete) its files.
-                local_store=options.state_dir / "models" / stack_name,
-                tags=spec.tags,
-            ),
-            opts,
-        )
-
-    for name, image in spec.images.items():
-        files = tuple(
-            ModelFiles(name=m, version=out.models[m].version_value, path=out.models[m].files_path) for m in image.models
-        )
-        out.images[name] = ScoringImage(
-            f"image-{name}",
-            ScoringImageArgs(
-                image_name=name,
-                spec=image,
-                models=files,
-                build_root=options.state_dir / "build" / stack_name,
-                repository_prefix=f"modelplane/{stack_name}",
-                registry=registry,
-            ),
-            opts,
-        )
-
-    if spec.clusters or spec.fpga or any(e.compute_type == "aks" for e in spec.endpoints.values()):
-        from components.aks_cluster import AksCluster, AksClusterArgs
-        from components.aks_endpoint import AksEndpoint, AksEndpointArgs
-    azure_target = None
-    if out.workspace is not None:
+    def cluster_target(self) -> AzureClusterTarget:
         from components.aks_cluster import AzureClusterTarget
 
-        azure_target = AzureClusterTarget(
-            resource_group_name=out.workspace.resource_group_name,
-            workspace_name=out.workspace.workspace_name,
-            location=out.workspace.location,
-        )
-    for name, cluster in spec.clusters.items():
-        namespaces = tuple(
-            e.namespace for e in spec.endpoints.values() if isinstance(e, AksEndpointSpec) and e.cluster == name
-        )
-        out.clusters[name] = AksCluster(
-            f"cluster-{name}",
-            AksClusterArgs(cluster_name=name, spec=cluster, azure=azure_target, tags=spec.tags, namespaces=namespaces),
-            opts,
+        return AzureClusterTarget(
+            resource_group_name=self.workspace.resource_group_name,
+            workspace_name=self.workspace.workspace_name,
+            location=self.workspace.location,
         )
 
-    for name, endpoint in spec.endpoints.items():
-        image_ref = out.images[endpoint.image].image_ref
-        if isinstance(endpoint, LocalEndpointSpec):
-            out.endpoints[name] = LocalEndpoint(
-                f"endpoint-{name}",
-                LocalEndpointArgs(
-                    endpoint_name=name,
-                    spec=endpoint,
-                    image_ref=image_ref,
-                    stack_name=stack_name,
-                    labels=options.extra_labels,
-                ),
-                opts,
-            )
-        elif isinstance(endpoint, AciEndpointSpec):
-            from components.aci_endpoint import AciEndpoint, AciEndpointArgs
 
-            assert out.workspace is not None and registry is not None
-            out.endpoints[name] = AciEndpoint(
-                f"endpoint-{name}",
-                AciEndpointArgs(
-                    endpoint_name=name,
-                    spec=endpoint,
-                    image_ref=image_ref,
-                    registry=registry,
-                    resource_group_name=out.workspace.resource_group_name,
-                    location=out.workspace.location,
-                    tags=spec.tags,
-                ),
-                opts,
-            )
-        elif isinstance(endpoint, AksEndpointSpec):
-            out.endpoints[name] = AksEndpoint(
-                f"endpoint-{name}",
-                AksEndpointArgs(
-                    endpoint_name=name,
-                    spec=endpoint,
-                    image_ref=image_ref,
-                    cluster=out.clusters[endpoint.cluster],
-                    registry=registry,
-                    service_type=spec.clusters[endpoint.cluster].service_type,
-                    environment=spec.tags.get("environment"),
-                ),
-                opts,
-            )
+@dataclass(frozen=True)
+class BuildContext:
+    """What every builder shares."""
 
-    for name, edge in spec.edge.items():
-        from components.edge_module import EdgeModule, EdgeModuleArgs
+    spec: StackSpec
+    stack_name: str
+    options: ProgramOptions
+    azure: AzureContext | None
+    """None for a stack without `target: azure`."""
+    out: StackOutputs
 
-        assert out.workspace is not None and registry is not None
-        out.edge[name] = EdgeModule(
-            f"edge-{name}",
-            EdgeModuleArgs(
-                edge_name=name,
-                spec=edge,
-                image_ref=out.images[edge.image].image_ref,
-                registry=registry,
-                resource_group_name=out.workspace.resource_group_name,
-                location=out.workspace.location,
-                tags=spec.tags,
-                data_plane_endpoint=options.iot_hub_endpoint,
-            ),
-            opts,
-        )
+    @property
+    def opts(self) -> pulumi.ResourceOptions | None:
+        """Children inherit their component's providers, so every dynamic resource runs in this one."""
+        provider = self.options.local_provider
+        return pulumi.ResourceOptions(providers=[provider]) if provider is not None else None
 
-    for name, fpga in spec.fpga.items():
-        from components.fpga_service import FpgaService, FpgaServiceArgs
+    def require_azure(self, what: str) -> AzureContext:
+        if self.azure is None:
+            # The spec refuses Azure items in a stack without an `azure:` section.
+            raise ValueError(f"{what} runs on Azure, and the stack has no workspace")
+        return self.azure
 
-        assert azure_target is not None
-        out.fpga[name] = FpgaService(
-            f"fpga-{name}",
-            FpgaServiceArgs(
-                service_name=name,
-                spec=fpga,
-                azure=azure_target,
-                cluster=out.clusters[fpga.cluster] if fpga.cluster else None,
-                tags=spec.tags,
-            ),
-            opts,
-        )
+
+def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None = None) -> StackOutputs:
+    out = StackOutputs()
+    options = options or ProgramOptions()
+    azure = build_workspace(spec, stack_name, out, options)
+    context = BuildContext(spec, stack_name, options, azure, out)
+    build_models(context)
+    build_images(context)
+    build_clusters(context)
+    build_endpoints(context)
+    build_edge(context)
+    build_fpga(context)
     return out
+
+
+def build_workspace(
+    spec: StackSpec, stack_name: str, out: StackOutputs, options: ProgramOptions
+) -> AzureContext | None:
+    if spec.target != "azure" or spec.azure is None:
+        return None
+    from components.workspace import Workspace, WorkspaceArgs
+
+    opts = BuildContext(spec, stack_name, options, None, out).opts
+    workspace = Workspace(stack_name, WorkspaceArgs(azure=spec.azure, tags=spec.tags), opts)
+    out.workspace = workspace
+    registry = RegistryTarget(
+        server=workspace.registry_server, username=workspace.registry_username, password=workspace.registry_password
+    )
+    return AzureContext(workspace, registry)
+
+
+def build_models(context: BuildContext) -> None:
+    # One local store per stack: two stacks with the same model never share (or delete) its files.
+    local = LocalModelStore(context.options.state_dir / "models" / context.stack_name)
+    target = context.azure.model_target() if context.azure is not None else local
+    for name, model in context.spec.models.items():
+        args = RegisteredModelArgs(model_name=name, spec=model, target=target, tags=context.spec.tags)
+        context.out.models[name] = RegisteredModel(f"model-{name}", args, context.opts)
+
+
+def build_images(context: BuildContext) -> None:
+    models = context.out.models
+    for name, image in context.spec.images.items():
+        files = tuple(
+            ModelFiles(name=m, version=models[m].version_value, path=models[m].files_path) for m in image.models
+        )
+        args = ScoringImageArgs(
+            image_name=name,
+            spec=image,
+            models=files,
+            build_root=context.options.state_dir / "build" / context.stack_name,
+            repository_prefix=f"modelplane/{context.stack_name}",
+            registry=context.azure.registry if context.azure is not None else None,
+        )
+        context.out.images[name] = ScoringImage(f"image-{name}", args, context.opts)
+
+
+def build_clusters(context: BuildContext) -> None:
+    if not context.spec.clusters:
+        return
+    from components.aks_cluster import AksCluster, AksClusterArgs
+
+    azure = context.azure.cluster_target() if context.azure is not None else None
+    endpoints = context.spec.endpoints.values()
+    for name, cluster in context.spec.clusters.items():
+        namespaces = tuple(e.namespace for e in endpoints if isinstance(e, AksEndpointSpec) and e.cluster == name)
+        args = AksClusterArgs(
+            cluster_name=name, spec=cluster, azure=azure, tags=context.spec.tags, namespaces=namespaces
+        )
+        context.out.clusters[name] = AksCluster(f"cluster-{name}", args, context.opts)
+
+
+def build_endpoints(context: BuildContext) -> None:
+    for name, endpoint in context.spec.endpoints.items():
+        if isinstance(endpoint, LocalEndpointSpec):
+            built: LocalEndpoint | AciEndpoint | AksEndpoint = local_endpoint(context, name, endpoint)
+        elif isinstance(endpoint, AciEndpointSpec):
+            built = aci_endpoint(context, name, endpoint)
+        else:
+            built = aks_endpoint(context, name, endpoint)
+        context.out.endpoints[name] = built
+
+
+def local_endpoint(context: BuildContext, name: str, endpoint: LocalEndpointSpec) -> LocalEndpoint:
+    args = LocalEndpointArgs(
+        endpoint_name=name,
+        spec=endpoint,
+        image_ref=context.out.images[endpoint.image].image_ref,
+        stack_name=context.stack_name,
+        labels=context.options.extra_labels,
+    )
+    return LocalEndpoint(f"endpoint-{name}", args, context.opts)
+
+
+def aci_endpoint(context: BuildContext, name: str, endpoint: AciEndpointSpec) -> AciEndpoint:
+    from components.aci_endpoint import AciEndpoint, AciEndpointArgs
+
+    azure = context.require_azure(f"endpoint {name}")
+    args = AciEndpointArgs(
+        endpoint_name=name,
+        spec=endpoint,
+        image_ref=context.out.images[endpoint.image].image_ref,
+        registry=azure.registry,
+        resource_group_name=azure.workspace.resource_group_name,
+        location=azure.workspace.location,
+        tags=context.spec.tags,
+    )
+    return AciEndpoint(f"endpoint-{name}", args, context.opts)
+
+
+def aks_endpoint(context: BuildContext, name: str, endpoint: AksEndpointSpec) -> AksEndpoint:
+    from components.aks_endpoint import AksEndpoint, AksEndpointArgs
+
+    args = AksEndpointArgs(
+        endpoint_name=name,
+        spec=endpoint,
+        image_ref=context.out.images[endpoint.image].image_ref,
+        cluster=context.out.clusters[endpoint.cluster],
+        registry=context.azure.registry if context.azure is not None else None,
+        service_type=context.spec.clusters[endpoint.cluster].service_type,
+        environment=context.spec.tags.get("environment"),
+    )
+    return AksEndpoint(f"endpoint-{name}", args, context.opts)
+
+
+def build_edge(context: BuildContext) -> None:
+    if not context.spec.edge:
+        return
+    from components.edge_module import EdgeModule, EdgeModuleArgs
+
+    azure = context.require_azure("an IoT Edge module")
+    for name, edge in context.spec.edge.items():
+        args = EdgeModuleArgs(
+            edge_name=name,
+            spec=edge,
+            image_ref=context.out.images[edge.image].image_ref,
+            registry=azure.registry,
+            resource_group_name=azure.workspace.resource_group_name,
+            location=azure.workspace.location,
+            tags=context.spec.tags,
+            data_plane_endpoint=context.options.iot_hub_endpoint,
+        )
+        context.out.edge[name] = EdgeModule(f"edge-{name}", args, context.opts)
+
+
+def build_fpga(context: BuildContext) -> None:
+    if not context.spec.fpga:
+        return
+    from components.fpga_service import FpgaService, FpgaServiceArgs
+
+    azure = context.require_azure("an FPGA service").cluster_target()
+    for name, fpga in context.spec.fpga.items():
+        cluster = context.out.clusters[fpga.cluster] if fpga.cluster else None
+        args = FpgaServiceArgs(service_name=name, spec=fpga, azure=azure, cluster=cluster, tags=context.spec.tags)
+        context.out.fpga[name] = FpgaService(f"fpga-{name}", args, context.opts)
 
 
 def export(out: StackOutputs) -> None:

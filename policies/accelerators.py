@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelplane.constants import DYNAMIC_TYPES
 from policies.rules import Resource, Rule, RuleConfig
 
 AGENT_POOL = "azure-native:containerservice:AgentPool"
@@ -10,14 +11,14 @@ FPGA_REGIONS = ("eastus", "westus2", "westeurope", "southeastasia")
 
 
 def cuda_version(resource: Resource, config: RuleConfig) -> list[str]:
-    labels = resource.props.get("labels") or {}
-    if resource.type != "pulumi-python:dynamic:Resource" or labels.get("modelplane.gpu") != "true":
+    gpu = resource.props.get("gpu")
+    if resource.type != DYNAMIC_TYPES["image"] or not isinstance(gpu, dict):
         return []
     allowed = tuple(config.get("allowed", ALLOWED_CUDA))
-    version = labels.get("modelplane.cuda")
+    version = gpu.get("cuda_version")
     if version not in allowed:
         return [
-            f"Build GPU image {labels.get('modelplane.image')} with a CUDA version from {', '.join(allowed)}"
+            f"Build GPU image {gpu.get('image')} with a CUDA version from {', '.join(allowed)}"
             f" (not {version or 'none'})."
         ]
     return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from modelplane.constants import KEY_VARIABLES
 from policies.rules import (
     Resource,
     Rule,
@@ -15,7 +16,6 @@ from policies.rules import (
 )
 
 ACI = "azure-native:containerinstance:ContainerGroup"
-KEY_VARIABLES = ("MODELPLANE_PRIMARY_KEY", "MODELPLANE_SECONDARY_KEY")
 
 
 def _has_keys(names: Mapping[str, object]) -> bool:
@@ -38,10 +38,11 @@ def endpoint_auth(resource: Resource, _config: RuleConfig) -> list[str]:
 def local_endpoint_auth(resource: Resource, _config: RuleConfig) -> list[str]:
     if not is_local_container(resource):
         return []
-    # The container's env holds the keys as a secret that is unknown during preview; its
-    # `modelplane.auth` label is known and says whether the gate is on.
-    if resource.props["labels"].get("modelplane.auth") != "key":
-        return [f"Enable auth on local endpoint {resource.props['labels']['modelplane.endpoint']}: it takes no key."]
+    # The container's env holds the keys as a secret that is unknown during preview; its `auth`
+    # input is known and says whether the gate is on.
+    if resource.props.get("auth") != "key":
+        endpoint = (resource.props.get("labels") or {}).get("modelplane.endpoint", resource.name)
+        return [f"Enable auth on local endpoint {endpoint}: it takes no key."]
     return []
 
 

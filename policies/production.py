@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from modelplane.constants import ACI_MAX_CPU, ACI_MAX_MEMORY_GB
 from policies.rules import Resource, Rule, RuleConfig, is_modelplane_deployment
 
 ACI = "azure-native:containerinstance:ContainerGroup"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
-# Per container group, in the regions AML supported; the AciEndpoint component checks them too.
-ACI_MAX_CPU = 4.0
-ACI_MAX_MEMORY_GB = 16.0
 
 
 def _name(resource: Resource) -> str:

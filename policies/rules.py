@@ -6,9 +6,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from modelplane.constants import DYNAMIC_TYPES, ENVIRONMENT_LABEL, MANAGED_BY_LABEL
+
 Level = Literal["advisory", "mandatory", "disabled"]
 PRODUCTION_VALUES = ("prod", "production")
-ENVIRONMENT_LABEL = "modelplane.io/environment"
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,7 @@ def env_names(container: Mapping[str, Any], kubernetes: bool = False) -> dict[st
 
 
 def is_modelplane_deployment(resource: Resource) -> bool:
-    return resource.type == "kubernetes:apps/v1:Deployment" and (
-        resource.labels().get("app.kubernetes.io/managed-by") == "modelplane"
-    )
+    return resource.type == "kubernetes:apps/v1:Deployment" and resource.labels().get(MANAGED_BY_LABEL) == "modelplane"
 
 
 def pod_containers(resource: Resource) -> list[Mapping[str, Any]]:
@@ -81,10 +80,4 @@ def pod_containers(resource: Resource) -> list[Mapping[str, Any]]:
 
 
 def is_local_container(resource: Resource) -> bool:
-    labels = resource.props.get("labels")
-    return (
-        resource.type == "pulumi-python:dynamic:Resource"
-        and isinstance(labels, Mapping)
-        and "modelplane.endpoint" in labels
-        and "restart" in resource.props
-    )
+    return resource.type == DYNAMIC_TYPES["container"]

@@ -1,4 +1,4 @@
-"""Test helpers over modelplane.offline: run a declared stack under mocks and look at the results."""
+"""Test helpers over modelplane.plan.mocks: run a declared stack under mocks and look at the results."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pulumi
 
-from modelplane.offline import REGISTRY_PASSWORD, RecordingMocks, is_secret, plain
+from modelplane.plan.mocks import REGISTRY_PASSWORD, RecordingMocks, is_secret, plain, set_recording_mocks
 from modelplane.program import ProgramOptions, StackOutputs, build_stack, export
 from modelplane.providers import local_resources_provider
 from modelplane.spec import StackSpec
@@ -34,8 +34,7 @@ def run_under_mocks(
 ) -> MockRun:
     """Run the program for `spec` under mocks; `collect` picks outputs to resolve (value and secretness);
     `explicit_provider`: dynamic resources under the local-resources provider, as `pulumi up` runs them."""
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="modelplane", stack=stack_name, preview=False)
+    mocks = set_recording_mocks(stack_name, preview=False)
     resolved: dict[str, Any] = {}
     secret: dict[str, bool] = {}
     holder: dict[str, StackOutputs] = {}

@@ -8,19 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from components.aci_endpoint import AciEndpointArgs, check_aci_args
-from components.aks_cluster import AksClusterArgs, check_cluster_args
-from components.fpga_service import FpgaServiceArgs, check_fpga_args
 from components.workspace import compact_name
+from modelplane.constants import DYNAMIC_TYPES
 from modelplane.content import model_version
 from modelplane.spec import AciEndpointSpec, ClusterSpec, FpgaSpec, load_stack
 from tests.mocks import REGISTRY_PASSWORD, MockRun, is_secret, run_under_mocks
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ROOT / "stacks"
-
-DYNAMIC = "pulumi-python:dynamic:Resource"
 
 
 def keys_of(run: MockRun, endpoint: str) -> dict[str, Any]:
@@ -130,7 +127,7 @@ def test_changed_model_bytes_change_the_version_and_unchanged_do_not(tmp_path: P
 
 
 def test_image_is_tagged_by_content_and_pushed_with_secret_credentials(dev: MockRun) -> None:
-    image = next(r for r in dev.mocks.of_type(DYNAMIC) if "context" in r.inputs)
+    image = dev.mocks.one(DYNAMIC_TYPES["image"])
     tag = image.inputs["tag"]
     assert ".azurecr.io/regression:" in tag
     assert image.inputs["registry"]["password"] == REGISTRY_PASSWORD
@@ -161,12 +158,9 @@ def test_aci_endpoint_sizes_and_secure_keys(dev: MockRun) -> None:
 
 
 def test_aci_limits_are_checked_before_azure_sees_them() -> None:
-    spec = AciEndpointSpec(compute_type="aci", image="x", cpu_cores=4, memory_gb=16)
-    args = AciEndpointArgs("e", spec, "img", registry=None, resource_group_name="rg", location="eastus")  # type: ignore[arg-type]
-    check_aci_args(args)
-    too_big = AciEndpointArgs("e", spec.model_copy(update={"memory_gb": 32}), "img", None, "rg", "eastus")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="at most 16"):
-        check_aci_args(too_big)
+    AciEndpointSpec(compute_type="aci", image="x", cpu_cores=4, memory_gb=16)
+    with pytest.raises(ValidationError, match="less than or equal to 16"):
+        AciEndpointSpec(compute_type="aci", image="x", cpu_cores=4, memory_gb=32)
 
 
 # --- AksCluster -----------------------------------------------------------------------------------
@@ -187,10 +181,8 @@ def test_fast_prod_cluster_has_three_d3_v2_agents_and_registers_its_purpose(prod
 def test_dev_test_cluster_defaults_to_one_agent_and_refuses_more() -> None:
     spec = ClusterSpec(cluster_purpose="DEV_TEST")
     assert spec.agents == 1
-    target = object()
-    check_cluster_args(AksClusterArgs("c", spec, azure=target))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="exactly 1 agent"):
-        check_cluster_args(AksClusterArgs("c", ClusterSpec(cluster_purpose="DEV_TEST", agent_count=2), azure=target))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="exactly 1 agent"):
+        ClusterSpec(cluster_purpose="DEV_TEST", agent_count=2)
 
 
 def test_attached_cluster_is_looked_up(tmp_path: Path) -> None:
@@ -314,7 +306,7 @@ def test_inference_config_json_gives_the_same_image_as_yaml(tmp_path: Path) -> N
     from_yaml = run_under_mocks(load_stack(stack), tmp_path / "b")
 
     def image(run: MockRun) -> dict[str, Any]:
-        return next(r for r in run.mocks.of_type(DYNAMIC) if "context" in r.inputs).inputs
+        return run.mocks.one(DYNAMIC_TYPES["image"]).inputs
 
     assert image(from_json)["tag"] == image(from_yaml)["tag"]
     dockerfile = (Path(image(from_json)["context"]) / "Dockerfile").read_text()
@@ -327,7 +319,7 @@ def test_inference_config_json_gives_the_same_image_as_yaml(tmp_path: Path) -> N
 def test_edge_manifest_runs_the_scoring_module(prod: MockRun) -> None:
     hub = prod.mocks.one("azure-native:iothub:IotHubResource")
     assert hub.inputs["sku"] == {"name": "S1", "capacity": 1}
-    deployment = next(r for r in prod.mocks.of_type(DYNAMIC) if "content" in r.inputs).inputs
+    deployment = prod.mocks.one(DYNAMIC_TYPES["edge_deployment"]).inputs
     assert deployment["target_condition"] == "tags.site='factory-1'"
     modules = deployment["content"]["$edgeAgent"]["properties.desired"]["modules"]
     module = modules["digits-edge"]
@@ -354,9 +346,8 @@ def test_fpga_service_adds_a_tainted_pb_pool_and_asks_for_the_fpga(prod: MockRun
 
 
 def test_fpga_refuses_non_pb_sizes() -> None:
-    spec = FpgaSpec(model="resnet50", vm_size="Standard_D3_v2")
-    with pytest.raises(ValueError, match="PB-series"):
-        check_fpga_args(FpgaServiceArgs("f", spec, azure=object()))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="PB-series"):
+        FpgaSpec(model="resnet50", vm_size="Standard_D3_v2")
 
 
 # --- Local stack under mocks ------------------------------------------------------------------------
@@ -369,7 +360,7 @@ def test_local_stack_runs_containers_with_keys_in_secret_env(tmp_path: Path) -> 
         stack_name="local",
         collect=lambda out: {"keys": out.endpoints["regression"].keys, "uri": out.endpoints["regression"].scoring_uri},
     )
-    containers = [r for r in run.mocks.of_type(DYNAMIC) if "restart" in r.inputs]
+    containers = run.mocks.of_type(DYNAMIC_TYPES["container"])
     by_name = {c.inputs["name"]: c.inputs for c in containers}
     regression = by_name["modelplane-local-regression"]
     raw = next(c.raw for c in containers if c.inputs["name"] == "modelplane-local-regression")
@@ -381,7 +372,7 @@ def test_local_stack_runs_containers_with_keys_in_secret_env(tmp_path: Path) -> 
     assert by_name["modelplane-local-digits"]["ports"][0]["external"] == 8891
     assert run.resolved["uri"] == "http://127.0.0.1:8890/score"
     assert run.secret["keys"] is True
-    stores = [r for r in run.mocks.of_type(DYNAMIC) if "store" in r.inputs]
+    stores = run.mocks.of_type(DYNAMIC_TYPES["stored_model"])
     assert {s.inputs["name"] for s in stores} == {"diabetes-ridge", "digits"}
     assert not [r for r in run.mocks.resources if r.typ.startswith("azure-native:")]
 
@@ -391,7 +382,7 @@ def test_every_dynamic_resource_runs_in_the_explicit_local_provider(stack: str, 
     run = run_under_mocks(load_stack(STACKS / f"{stack}.yaml"), tmp_path, stack_name=stack, explicit_provider=True)
     providers = run.mocks.of_type("pulumi:providers:pulumi-python")
     assert [p.name for p in providers] == ["local-resources"]
-    dynamic = run.mocks.of_type(DYNAMIC)
+    dynamic = [r for r in run.mocks.resources if r.typ in DYNAMIC_TYPES.values()]
     assert dynamic, "every example stack has dynamic resources"
     stray = [r.name for r in dynamic if "pulumi:providers:pulumi-python::local-resources::" not in r.provider]
     assert not stray, f"dynamic resources outside the explicit provider: {stray}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from modelplane.drift import component_label, differences
+from modelplane.drift import differences
 from modelplane.plan import Change
+from modelplane.report import component_label
 
 SECRET_VALUE = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "[secret]"}
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -35,7 +36,7 @@ def test_a_declared_field_changed_by_hand_is_drift() -> None:
 
 def test_status_of_a_non_kubernetes_resource_still_counts() -> None:
     # A stopped container is drift: only Kubernetes objects have controllers rewriting `status`.
-    assert differences({"status": "running"}, {"status": "exited"}, "pulumi-python:dynamic:Resource") == (
+    assert differences({"status": "running"}, {"status": "exited"}, "pulumi-python:dynamic/docker:Container") == (
         Change("status", "running", "exited"),
     )
 
@@ -51,7 +52,7 @@ def test_a_masked_secret_is_compared_through_the_engines_detailed_diff() -> None
 def test_a_fingerprinted_secret_is_reported_once() -> None:
     recorded = {"env": SECRET_VALUE, "env_fingerprint": "a"}
     actual = {"env": SECRET_VALUE, "env_fingerprint": "b"}
-    assert differences(recorded, actual, "pulumi-python:dynamic:Resource", ["env.KEY"]) == (
+    assert differences(recorded, actual, "pulumi-python:dynamic/docker:Container", ["env.KEY"]) == (
         Change("env", "[secret]", "[secret] (changed)"),
     )
 

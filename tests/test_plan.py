@@ -12,8 +12,9 @@ import jsonschema
 import pytest
 
 from modelplane.engine import PROJECT_ROOT, venv_bin
-from modelplane.offline import IOT_HUB_KEY, KUBECONFIG, REGISTRY_PASSWORD
-from modelplane.plan import MARKDOWN_LIMIT, offline_plan, render_markdown
+from modelplane.plan import offline_plan, render_markdown
+from modelplane.plan.mocks import IOT_HUB_KEY, KUBECONFIG, REGISTRY_PASSWORD
+from modelplane.report import MARKDOWN_LIMIT
 from modelplane.spec import load_stack
 from tests.conftest import free_port
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from modelplane.offline import plain
 from modelplane.plan import evaluate, record
+from modelplane.plan.mocks import plain
 from modelplane.spec import load_stack
 from policies import ALL_RULES, RULES_BY_ID
 from policies.rules import Resource, RuleConfig
@@ -133,7 +133,7 @@ def test_aks_endpoint_needs_keys() -> None:
 def test_local_endpoint_auth() -> None:
     container = find("local", "endpoint-regression-container")
     assert violations("local-endpoint-auth", container) == []
-    off = edited(container, lambda p: p["labels"].update({"modelplane.auth": "none"}))
+    off = edited(container, lambda p: p.update({"auth": "none"}))
     assert violations("local-endpoint-auth", off) == ["Enable auth on local endpoint regression: it takes no key."]
 
 
@@ -220,9 +220,9 @@ def test_aks_tls_in_production() -> None:
 def test_gpu_images_use_an_allowed_cuda() -> None:
     image = find("prod", "image-digits-image")
     assert violations("gpu-cuda-version", image) == []
-    gpu = edited(image, lambda p: p["labels"].update({"modelplane.gpu": "true", "modelplane.cuda": "12.4"}))
+    gpu = edited(image, lambda p: p.update({"gpu": {"image": "digits", "cuda_version": "12.4"}}))
     assert violations("gpu-cuda-version", gpu) == []
-    old_cuda = edited(gpu, lambda p: p["labels"].update({"modelplane.cuda": "10.1"}))
+    old_cuda = edited(gpu, lambda p: p["gpu"].update({"cuda_version": "10.1"}))
     assert violations("gpu-cuda-version", old_cuda) == [
         "Build GPU image digits with a CUDA version from 11.8, 12.1, 12.2, 12.4, 12.6 (not 10.1)."
     ]

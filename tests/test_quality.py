@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from modelplane.engine import PROJECT_ROOT, venv_bin
+
+
+pytestmark = pytest.mark.lint
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:

@@ -80,3 +80,50 @@ def test_a_declaration_error_reaching_the_engine_names_file_line_and_field(
     assert f"{declaration}:4:5: endpoints.web.port:" in output
     assert "the stack declaration has 2 problem(s); nothing was changed" in output
     assert "Traceback" not in output
+
+
+UNTYPED_KEYS_PROGRAM = """
+import pulumi
+from pulumi.dynamic import Resource
+from modelplane.providers import local_resources_provider
+from modelplane.providers.keys import KeysProvider
+
+
+class UntypedKeys(Resource):  # what every dynamic resource was: pulumi-python:dynamic:Resource
+    def __init__(self, name, opts):
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["primary_key", "secondary_key"])
+        super().__init__(
+            KeysProvider(), name, {"rotation": 0, "primary_key": None, "secondary_key": None},
+            pulumi.ResourceOptions.merge(secret, opts),
+        )
+
+
+opts = pulumi.ResourceOptions(provider=local_resources_provider())
+keys = UntypedKeys("web-keys", opts)
+pulumi.export("keys", pulumi.Output.secret(pulumi.Output.all(keys.primary_key, keys.secondary_key)))
+"""
+
+TYPED_KEYS_PROGRAM = """
+import pulumi
+from modelplane.providers import local_resources_provider
+from modelplane.providers.keys import EndpointKeys
+
+opts = pulumi.ResourceOptions(provider=local_resources_provider())
+keys = EndpointKeys("web-keys", opts=opts)
+pulumi.export("keys", pulumi.Output.secret(pulumi.Output.all(keys.primary_key, keys.secondary_key)))
+"""
+
+
+def test_a_dynamic_resource_deployed_untyped_moves_to_its_own_type_unchanged(program_stack: ProgramStack) -> None:
+    # Before each dynamic resource had a type of its own, all were pulumi-python:dynamic:Resource:
+    # the alias must carry them over with no change and no replacement (keys kept).
+    stack = program_stack(UNTYPED_KEYS_PROGRAM)
+    stack.up(on_output=lambda _line: None)
+    keys_before = stack.outputs()["keys"].value
+    (Path(stack.workspace.work_dir) / "__main__.py").write_text(TYPED_KEYS_PROGRAM)
+    preview = stack.preview(on_output=lambda _line: None)
+    assert set(preview.change_summary) == {"same"}, preview.change_summary
+    stack.up(on_output=lambda _line: None)
+    assert stack.outputs()["keys"].value == keys_before, "the keys were not regenerated"
+    types = {r["type"] for r in _state_resources(stack) if "web-keys" in r["urn"]}
+    assert types == {"pulumi-python:dynamic/keys:EndpointKeys"}

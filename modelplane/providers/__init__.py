@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import pulumi
 
+from modelplane.constants import DYNAMIC_TYPES
 from modelplane.fast_exit import freeze_heap_at_exit
 
 freeze_heap_at_exit()
 
+__all__ = [
+    "DYNAMIC_PACKAGE",
+    "DYNAMIC_TYPES",
+    "UNTYPED_DYNAMIC_TYPE",
+    "local_resources_provider",
+    "typed_resource_options",
+]
+
 DYNAMIC_PACKAGE = "pulumi-python"
-"""The package of every dynamic resource (`pulumi-python:dynamic:Resource`)."""
+"""The package of every dynamic resource."""
+UNTYPED_DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
+"""The one type every dynamic resource had before they were typed: the alias that carries them over."""
 
 LOCAL_PROVIDER_NAME = "local-resources"
 
@@ -30,3 +41,12 @@ def local_resources_provider() -> pulumi.ProviderResource:
     return pulumi.ProviderResource(
         DYNAMIC_PACKAGE, LOCAL_PROVIDER_NAME, None, pulumi.ResourceOptions(aliases=[default])
     )
+
+
+def typed_resource_options(
+    own: pulumi.ResourceOptions | None, opts: pulumi.ResourceOptions | None
+) -> pulumi.ResourceOptions:
+    """The resource's `own` options and the caller's `opts`, with the alias from the untyped dynamic
+    type: a resource deployed before its type existed is the same resource now (no change, no replacement)."""
+    alias = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=UNTYPED_DYNAMIC_TYPE)])
+    return pulumi.ResourceOptions.merge(pulumi.ResourceOptions.merge(alias, own), opts)

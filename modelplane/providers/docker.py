@@ -20,8 +20,13 @@ if TYPE_CHECKING:
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
+from modelplane.providers import typed_resource_options
+
 # Keys whose change means the container must be recreated (a container's config is immutable).
 CONTAINER_REPLACE_KEYS = ("name", "image", "command", "env", "ports", "labels", "restart", "cpus", "memory_mb")
+# Labels that earlier versions set and this one no longer does: their absence alone is no reason to
+# recreate a container or rebuild an image (they go with the next replacement).
+RETIRED_LABELS = frozenset({"modelplane.auth", "modelplane.gpu", "modelplane.cuda"})
 
 
 def _client() -> docker.DockerClient:
@@ -81,6 +86,14 @@ def env_fingerprint(env: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _changed(key: str, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+    old, new = olds.get(key), news.get(key)
+    if key == "labels":
+        old = {k: v for k, v in (old or {}).items() if k not in RETIRED_LABELS}
+        new = {k: v for k, v in (new or {}).items() if k not in RETIRED_LABELS}
+    return bool(_normalise(old) != _normalise(new))
+
+
 def _normalise(value: Any) -> Any:
     """Comparable form: engine numbers are floats, the Docker API's are ints."""
     if isinstance(value, float) and value.is_integer():
@@ -135,7 +148,7 @@ class ContainerProvider(ResourceProvider):
         )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in CONTAINER_REPLACE_KEYS if _normalise(olds.get(k)) != _normalise(news.get(k))]
+        changed = [k for k in CONTAINER_REPLACE_KEYS if _changed(k, olds, news)]
         # A container that the engine reports stopped is drift that `up` repairs by recreating it.
         if olds.get("status") not in (None, "running", "created", "restarting"):
             changed.append("status")
@@ -189,7 +202,7 @@ class ContainerProvider(ResourceProvider):
             _client().containers.get(id_).remove(force=True)
 
 
-class Container(Resource):
+class Container(Resource, module="docker", name="Container"):
     """A container on the local Docker engine.
 
     Inputs: name, image, command, env (a secret when it holds keys), ports
@@ -208,7 +221,7 @@ class Container(Resource):
             ContainerProvider(),
             resource_name,
             {"container_id": None, "image_id": None, "status": None, **props},
-            pulumi.ResourceOptions.merge(secret_opts, opts),
+            typed_resource_options(secret_opts, opts),
         )
 
 
@@ -247,7 +260,7 @@ class ImageProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # The tag is a hash of the whole build context, so it alone says whether anything changed.
-        changed = [k for k in ("tag", "dockerfile", "labels") if _normalise(olds.get(k)) != _normalise(news.get(k))]
+        changed = [k for k in ("tag", "dockerfile", "labels") if _changed(k, olds, news)]
         if not olds.get("image_id"):
             changed.append("image_id")
         return DiffResult(changes=bool(changed), replaces=changed, stables=[], delete_before_replace=False)
@@ -292,7 +305,7 @@ class ImageProvider(ResourceProvider):
             pulumi.log.warn(f"image {id_} was not removed: {error.explanation}")
 
 
-class Image(Resource):
+class Image(Resource, module="docker", name="Image"):
     """An image built on the local Docker engine from `context` (with `dockerfile`) as `tag`, and
     pushed when `registry` ({server, username, password}) is given; the registry is a secret."""
 
@@ -302,5 +315,5 @@ class Image(Resource):
     def __init__(self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["registry"])
         super().__init__(
-            ImageProvider(), resource_name, {"image_id": None, **props}, pulumi.ResourceOptions.merge(secret_opts, opts)
+            ImageProvider(), resource_name, {"image_id": None, **props}, typed_resource_options(secret_opts, opts)
         )

@@ -21,6 +21,8 @@ import pulumi
 import requests
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
+from modelplane.providers import typed_resource_options
+
 API_VERSION = "2021-04-12"
 TOKEN_SECONDS = 3600
 EDGE_RUNTIME_VERSION = "1.5"
@@ -198,7 +200,7 @@ class EdgeDeploymentProvider(ResourceProvider):
             self._check(response, f"delete deployment {id_}")
 
 
-class EdgeDeployment(Resource):
+class EdgeDeployment(Resource, module="iot", name="EdgeDeployment"):
     """One IoT Edge deployment. Inputs: name, hub_host, shared_access_key (secret), key_name,
     content (modulesContent), target_condition or device_id, priority, endpoint (tests only)."""
 
@@ -210,5 +212,5 @@ class EdgeDeployment(Resource):
             EdgeDeploymentProvider(),
             resource_name,
             {"deployment_id": None, **props},
-            pulumi.ResourceOptions.merge(secret_opts, opts),
+            typed_resource_options(secret_opts, opts),
         )

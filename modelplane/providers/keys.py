@@ -1,17 +1,21 @@
 """Endpoint keys: a primary and a secondary key, generated once and kept as Pulumi secrets.
 
 pulumi-random would do this, but its provider plugin cannot be built here (docs/toolchain.md);
-a dynamic provider with `secrets.token_urlsafe` needs no plugin. Keys are regenerated only when
-`rotation` changes, so rotating a key is a one-line change in the stack.
+a dynamic provider with `secrets.token_urlsafe` needs no plugin. Both keys are regenerated when the
+`rotation` input changes; the program always passes 0, so today keys are made once per endpoint.
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
+
+from modelplane.constants import PRIMARY_KEY_VARIABLE, SECONDARY_KEY_VARIABLE
+from modelplane.providers import typed_resource_options
 
 KEY_BYTES = 32
 
@@ -32,7 +36,7 @@ class KeysProvider(ResourceProvider):
         return DiffResult(changes=rotated, replaces=["rotation"] if rotated else [])
 
 
-class EndpointKeys(Resource):
+class EndpointKeys(Resource, module="keys", name="EndpointKeys"):
     """Two random keys for an endpoint; both outputs are secrets."""
 
     primary_key: pulumi.Output[str]
@@ -44,10 +48,31 @@ class EndpointKeys(Resource):
             KeysProvider(),
             resource_name,
             {"rotation": rotation, "primary_key": None, "secondary_key": None},
-            pulumi.ResourceOptions.merge(secret_outputs, opts),
+            typed_resource_options(secret_outputs, opts),
         )
 
     def as_secret_dict(self) -> pulumi.Output[dict[str, str]]:
         """{"primary_key": …, "secondary_key": …} as one secret output (an endpoint's `keys`)."""
         pair = pulumi.Output.all(self.primary_key, self.secondary_key)
         return pulumi.Output.secret(pair.apply(lambda keys: {"primary_key": keys[0], "secondary_key": keys[1]}))
+
+
+@dataclass(frozen=True)
+class EndpointKeyPair:
+    """An endpoint's keys as its component uses them: by variable name, and as its `keys` output."""
+
+    by_variable: dict[str, pulumi.Output[str]]
+    """MODELPLANE_PRIMARY_KEY / MODELPLANE_SECONDARY_KEY → key; empty when auth is off."""
+    exported: pulumi.Output[dict[str, str]]
+    """The component's `keys` output: {"primary_key", "secondary_key"} as one secret, or {}."""
+
+
+def endpoint_keys(component_name: str, enabled: bool, parent: pulumi.Resource) -> EndpointKeyPair:
+    """The keys of one endpoint component (`<component>-keys`), or none when its auth is off."""
+    if not enabled:
+        return EndpointKeyPair({}, pulumi.Output.secret({}))
+    keys = EndpointKeys(f"{component_name}-keys", opts=pulumi.ResourceOptions(parent=parent))
+    return EndpointKeyPair(
+        {PRIMARY_KEY_VARIABLE: keys.primary_key, SECONDARY_KEY_VARIABLE: keys.secondary_key},
+        keys.as_secret_dict(),
+    )

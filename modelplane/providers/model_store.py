@@ -10,6 +10,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
 from modelplane.content import content_digest, files_under
+from modelplane.providers import typed_resource_options
 
 
 class ModelStoreProvider(ResourceProvider):
@@ -46,11 +47,13 @@ class ModelStoreProvider(ResourceProvider):
             target.parent.rmdir()
 
 
-class StoredModel(Resource):
+class StoredModel(Resource, module="models", name="StoredModel"):
     """One model version in the local store; `path` is where its files are."""
 
     path: pulumi.Output[str]
     sha256: pulumi.Output[str]
 
     def __init__(self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(ModelStoreProvider(), resource_name, {"path": None, **props}, opts)
+        super().__init__(
+            ModelStoreProvider(), resource_name, {"path": None, **props}, typed_resource_options(None, opts)
+        )

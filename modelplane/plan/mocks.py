@@ -9,11 +9,14 @@ rules over them, and the component tests assert on them.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+
+from modelplane.providers import DYNAMIC_TYPES
 
 KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -68,16 +71,40 @@ class Registered:
     raw: dict[str, Any]
     """The inputs as recorded: secrets wrapped (see is_secret)."""
     provider: str
+    parent: str = ""
+    """URN of the component it was registered under ("" at the stack's top)."""
 
 
+# What Modelplane's dynamic providers return beyond their inputs, by resource type: placeholders
+# the tests never assert on.
+def _keys_outputs(name: str, _inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"primary_key": f"generated-primary-{name}", "secondary_key": f"generated-secondary-{name}"}
+
+
+def _stored_model_outputs(_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"path": f"{inputs['store']}/{inputs['name']}/{inputs['version']}"}
+
+
+DYNAMIC_OUTPUTS = {
+    DYNAMIC_TYPES["keys"]: _keys_outputs,
+    DYNAMIC_TYPES["image"]: lambda _name, _inputs: {"image_id": "sha256:" + "0" * 64},
+    DYNAMIC_TYPES["container"]: lambda _name, _inputs: {"container_id": "c" * 64},
+    DYNAMIC_TYPES["edge_deployment"]: lambda _name, inputs: {"deployment_id": f"{inputs.get('name')}-deployment"},
+    DYNAMIC_TYPES["stored_model"]: _stored_model_outputs,
+}
+
+
+@dataclass
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.resources: list[Registered] = []
-        self.calls: list[tuple[str, dict[str, Any]]] = []
+    resources: list[Registered] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    parents: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(type, name) → parent URN, filled by RecordingMonitor (mocks are not told the parent)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = plain(dict(args.inputs))
-        self.resources.append(Registered(args.typ, args.name, inputs, dict(args.inputs), args.provider or ""))
+        parent = self.parents.get((args.typ, args.name), "")
+        self.resources.append(Registered(args.typ, args.name, inputs, dict(args.inputs), args.provider or "", parent))
         outputs = dict(inputs)
         name_key = NAME_PROPERTIES.get(args.typ)
         if name_key is not None:
@@ -90,19 +117,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "kubernetes:core/v1:Service":
             outputs["status"] = {"loadBalancer": {"ingress": [{"ip": "20.0.0.10"}]}}
             outputs["spec"] = {**inputs.get("spec", {}), "clusterIP": "10.0.0.10"}
-        if args.typ == "pulumi-python:dynamic:Resource":
-            if "rotation" in inputs:
-                # What the keys provider would return: random values the test never asserts on.
-                outputs["primary_key"] = f"generated-primary-{args.name}"
-                outputs["secondary_key"] = f"generated-secondary-{args.name}"
-            if "context" in inputs:
-                outputs["image_id"] = "sha256:" + "0" * 64
-            if "restart" in inputs:
-                outputs["container_id"] = "c" * 64
-            if "content" in inputs:
-                outputs["deployment_id"] = f"{inputs.get('name')}-deployment"
-            if "store" in inputs:
-                outputs["path"] = f"{inputs['store']}/{inputs['name']}/{inputs['version']}"
+        if args.typ in DYNAMIC_OUTPUTS:
+            outputs.update(DYNAMIC_OUTPUTS[args.typ](args.name, inputs))
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]  # a dict is accepted
@@ -150,3 +166,24 @@ class RecordingMocks(pulumi.runtime.Mocks):
         found = [r for r in self.of_type(typ) if name is None or r.name == name]
         assert len(found) == 1, f"expected one {typ} {name or ''}, found {[r.name for r in found]}"
         return found[0]
+
+
+class RecordingMonitor(MockMonitor):
+    """Pulumi's mock monitor, telling RecordingMocks each registration's parent."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method's name
+        self.recording.parents[(request.type, request.name)] = request.parent
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi's mock monitor is untyped
+
+
+def set_recording_mocks(stack_name: str, preview: bool) -> RecordingMocks:
+    """Pulumi's runtime under mocks that record every registration, with its parent."""
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(
+        mocks, project="modelplane", stack=stack_name, preview=preview, monitor=RecordingMonitor(mocks)
+    )
+    return mocks

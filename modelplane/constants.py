@@ -1,0 +1,29 @@
+"""Limits and names that the stack declaration, the components and the policy pack all use.
+
+A leaf module (no third-party import): the policy pack imports it without loading the spec's
+pydantic models, and the spec and components import it rather than the policies (the arrow points
+one way: policies may read Modelplane's constants, Modelplane never reads the policies').
+"""
+
+from __future__ import annotations
+
+# Per ACI container group, in the regions AML supported.
+ACI_MAX_CPU = 4.0
+ACI_MAX_MEMORY_GB = 16.0
+# FPGA (Project Brainwave) nodes are PB-series VMs.
+FPGA_VM_PREFIX = "Standard_PB"
+# The environment variables that carry an endpoint's two keys into its scoring container.
+PRIMARY_KEY_VARIABLE = "MODELPLANE_PRIMARY_KEY"
+SECONDARY_KEY_VARIABLE = "MODELPLANE_SECONDARY_KEY"
+KEY_VARIABLES = (PRIMARY_KEY_VARIABLE, SECONDARY_KEY_VARIABLE)
+# Each of Modelplane's dynamic resources has a type of its own (policies pick resources by type).
+DYNAMIC_TYPES = {
+    "container": "pulumi-python:dynamic/docker:Container",
+    "image": "pulumi-python:dynamic/docker:Image",
+    "keys": "pulumi-python:dynamic/keys:EndpointKeys",
+    "stored_model": "pulumi-python:dynamic/models:StoredModel",
+    "edge_deployment": "pulumi-python:dynamic/iot:EdgeDeployment",
+}
+# Labels on every Kubernetes object of an endpoint (the policy pack finds Modelplane's by them).
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+ENVIRONMENT_LABEL = "modelplane.io/environment"

@@ -1,0 +1,114 @@
+"""A plan: each resource's operation and changed inputs, under the component that owns it, and the
+policy pack's verdicts; as JSON in the shape of docs/plan.schema.json."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PLAN_SCHEMA_VERSION = 1
+OPERATIONS = ("create", "update", "replace", "delete", "same")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One property path that changes, with its old and new values (secrets masked)."""
+
+    path: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    name: str
+    type: str
+    op: str
+    changes: tuple[Change, ...] = ()
+    inputs: Mapping[str, Any] | None = None
+    component: str = "stack"
+    """What the user declared that owns it, e.g. "endpoint 'web'" (report.component_label)."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    level: str
+    message: str
+    resource: str
+
+
+@dataclass
+class Plan:
+    stack: str
+    mode: str
+    resources: list[ResourcePlan] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    against: str | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(OPERATIONS, 0)
+        for resource in self.resources:
+            counts[resource.op] = counts.get(resource.op, 0) + 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(n for op, n in self.counts.items() if op != "same")
+
+    @property
+    def mandatory_violations(self) -> list[Violation]:
+        return [v for v in self.violations if v.level == "mandatory"]
+
+    def by_component(self) -> dict[str, list[ResourcePlan]]:
+        """The resources that change, grouped by their component, in the plan's order."""
+        groups: dict[str, list[ResourcePlan]] = {}
+        for resource in self.resources:
+            if resource.op != "same":
+                groups.setdefault(resource.component, []).append(resource)
+        return groups
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": PLAN_SCHEMA_VERSION,
+            "stack": self.stack,
+            "mode": self.mode,
+            "against": self.against,
+            "counts": self.counts,
+            "resources": [_resource_json(r) for r in self.resources],
+            "violations": [asdict(v) for v in self.violations],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            stack=data["stack"],
+            mode=data["mode"],
+            against=data.get("against"),
+            resources=[_resource_from_json(r) for r in data["resources"]],
+            violations=[Violation(**v) for v in data.get("violations", [])],
+        )
+
+
+def _resource_json(resource: ResourcePlan) -> dict[str, Any]:
+    return {
+        "name": resource.name,
+        "type": resource.type,
+        "op": resource.op,
+        "component": resource.component,
+        "changes": [asdict(c) for c in resource.changes],
+        **({"inputs": resource.inputs} if resource.inputs is not None else {}),
+    }
+
+
+def _resource_from_json(data: Mapping[str, Any]) -> ResourcePlan:
+    return ResourcePlan(
+        name=data["name"],
+        type=data["type"],
+        op=data["op"],
+        changes=tuple(Change(**c) for c in data.get("changes", [])),
+        inputs=data.get("inputs"),
+        component=data.get("component", "stack"),
+    )

@@ -1,0 +1,378 @@
+"""The stack declaration's schema: frozen pydantic models, one per section item.
+
+Field names follow Azure ML's own parameter names in snake_case (AksWebservice.deploy_configuration,
+AciWebservice.deploy_configuration, InferenceConfig, AksCompute.provisioning_configuration), and the
+defaults are AML's where AML had one. Every rule about one item lives here, as a validator; rules
+across items (names, references, files) live in `references.py`. Components trust these models.
+
+Path-valued fields are typed `FilePath` or `FolderPath`: the loader finds, checks and resolves them
+through that annotation (`path_fields`), so the list of paths is written nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from modelplane.constants import ACI_MAX_CPU, ACI_MAX_MEMORY_GB, FPGA_VM_PREFIX
+
+
+@dataclass(frozen=True)
+class PathField:
+    """Marks a field as a path to a file or folder that must exist.
+
+    `relative_to` names a sibling field whose value is the base (AML resolves `entry_script` inside
+    `source_directory`); None: the declaring file's folder.
+    """
+
+    folder: bool = False
+    relative_to: str | None = None
+
+
+FilePath = Annotated[Path, PathField()]
+FolderPath = Annotated[Path, PathField(folder=True)]
+ScriptPath = Annotated[Path, PathField(relative_to="source_directory")]
+
+
+def path_fields(model: type[BaseModel]) -> dict[str, PathField]:
+    """The path-valued fields of a model, by name."""
+    found: dict[str, PathField] = {}
+    for name, info in model.model_fields.items():
+        marker = _path_marker(info.metadata) or _path_marker_in(info.annotation)
+        if marker is not None:
+            found[name] = marker
+    return found
+
+
+def _path_marker(metadata: Any) -> PathField | None:
+    return next((m for m in metadata or () if isinstance(m, PathField)), None)
+
+
+def _path_marker_in(annotation: Any) -> PathField | None:
+    """The marker inside `FilePath | None` (pydantic lifts metadata only from the outer level)."""
+    for arg in getattr(annotation, "__args__", ()):
+        marker = _path_marker(getattr(arg, "__metadata__", None))
+        if marker is not None:
+            return marker
+    return None
+
+
+DNS_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+DNS_RULE = "lowercase letters, digits and '-', starting with a letter, 2-32 characters (an AML service name)"
+FRAMEWORKS = ("scikit-learn", "tensorflow", "pytorch", "onnx", "xgboost", "lightgbm", "custom")
+# AML's Model.Framework constants, accepted as written in the SDK.
+FRAMEWORK_ALIASES = {
+    "ScikitLearn": "scikit-learn",
+    "TensorFlow": "tensorflow",
+    "PyTorch": "pytorch",
+    "Onnx": "onnx",
+    "Custom": "custom",
+}
+FPGA_MODELS = ("resnet50", "resnet152", "densenet121", "vgg16", "ssdvgg")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; specs are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExistingWorkspace(Strict):
+    name: str = Field(description="Name of the existing Azure ML workspace.")
+    resource_group: str = Field(description="Resource group that holds it.")
+
+
+class WorkspaceSpec(Strict):
+    name: str | None = Field(None, description="Workspace to create (default: '<stack>-ws').")
+    sku: Literal["basic", "enterprise"] = Field("basic", description="Workspace SKU.")
+    existing: ExistingWorkspace | None = Field(None, description="Use this workspace instead of creating one.")
+
+
+class AzureSpec(Strict):
+    location: str = Field("eastus", description="Azure region of the workspace and its resources.")
+    resource_group: str = Field(
+        min_length=1,
+        max_length=90,
+        description="Resource group to create (or use) for the stack (Azure: 1-90 characters).",
+    )
+    subscription_id: str | None = Field(None, description="Subscription; default from the environment.")
+    workspace: WorkspaceSpec = Field(default_factory=WorkspaceSpec, description="The ML workspace.")
+
+
+class ModelSpec(Strict):
+    path: FilePath = Field(description="Model file or folder, relative to the stack file.")
+    description: str | None = Field(None, description="Shown in the model registry.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Registry tags.")
+    framework: str | None = Field(None, description=f"One of {', '.join(FRAMEWORKS)}.")
+
+    @field_validator("framework")
+    @classmethod
+    def _framework(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = FRAMEWORK_ALIASES.get(value, value)
+        if value not in FRAMEWORKS:
+            raise ValueError(f"unknown framework '{value}'; allowed: {', '.join(FRAMEWORKS)}")
+        return value
+
+
+class RegistrySpec(Strict):
+    address: str = Field(description="Registry host of a private base image.")
+    username: str | None = Field(None, description="Registry user.")
+    password: str | None = Field(None, description="Registry password (kept as a Pulumi secret).")
+
+
+class ImageSpec(Strict):
+    """AML's InferenceConfig: how a model is scored."""
+
+    models: list[str] = Field(default_factory=list, description="Names of models (under `models`) in the image.")
+    entry_script: ScriptPath = Field(description="Script with init() and run(), relative to source_directory.")
+    source_directory: FolderPath | None = Field(
+        None, description="Folder copied into the image (default: the script's)."
+    )
+    conda_file: FilePath | None = Field(None, description="Conda environment YAML for the scoring environment.")
+    pip_requirements: FilePath | None = Field(None, description="pip requirements file (instead of conda_file).")
+    runtime: str = Field("python", description="Only 'python' (AML's 'spark-py' is retired).")
+    extra_docker_file_steps: FilePath | None = Field(None, description="File of Dockerfile steps to append.")
+    enable_gpu: bool = Field(False, description="Build a CUDA image.")
+    cuda_version: str | None = Field(None, description="CUDA version when enable_gpu.")
+    base_image: str | None = Field(None, description="Custom base image (default: Modelplane's).")
+    base_image_registry: RegistrySpec | None = Field(None, description="Registry of a private base_image.")
+    description: str | None = Field(None, description="Free text.")
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        if value.lower() == "spark-py":
+            raise ValueError("runtime 'spark-py' is not supported (AML retired it); use 'python'")
+        if value.lower() != "python":
+            raise ValueError(f"unknown runtime '{value}'; allowed: python")
+        return "python"
+
+    @model_validator(mode="after")
+    def _environment(self) -> ImageSpec:
+        if self.conda_file is not None and self.pip_requirements is not None:
+            raise ValueError("give conda_file or pip_requirements, not both")
+        if self.cuda_version is not None and not self.enable_gpu:
+            raise ValueError("cuda_version is set but enable_gpu is false")
+        if self.enable_gpu and self.base_image is None:
+            raise ValueError("enable_gpu needs a CUDA base_image (Modelplane makes none locally)")
+        return self
+
+
+class SslSpec(Strict):
+    cname: str = Field(description="DNS name the certificate is for.")
+    cert_file: FilePath = Field(description="PEM certificate, relative to the stack file.")
+    key_file: FilePath = Field(description="PEM private key, relative to the stack file.")
+
+
+class AttachSpec(Strict):
+    resource_group: str | None = Field(None, description="Resource group of the existing AKS cluster.")
+    cluster_name: str | None = Field(None, description="Name of the existing AKS cluster.")
+    kubeconfig: FilePath | None = Field(None, description="Kubeconfig of any cluster (a local one in tests).")
+
+    @model_validator(mode="after")
+    def _target(self) -> AttachSpec:
+        if self.kubeconfig is None and (self.resource_group is None or self.cluster_name is None):
+            raise ValueError("attach needs resource_group and cluster_name, or kubeconfig")
+        return self
+
+
+class ClusterSpec(Strict):
+    """AML's AksCompute.provisioning_configuration, or an attached cluster."""
+
+    cluster_purpose: Literal["DEV_TEST", "FAST_PROD"] = Field("FAST_PROD", description="AML cluster purpose.")
+    vm_size: str = Field("Standard_D3_v2", description="Agent VM size.")
+    agent_count: int | None = Field(None, ge=1, le=100, description="Agents (default 3, or 1 for DEV_TEST).")
+    location: str | None = Field(None, description="Region (default: the workspace's).")
+    kubernetes_version: str | None = Field(None, description="AKS Kubernetes version.")
+    vnet_resourcegroup_name: str | None = Field(None, description="Resource group of the virtual network.")
+    vnet_name: str | None = Field(None, description="Virtual network name.")
+    subnet_name: str | None = Field(None, description="Subnet for the agents.")
+    service_cidr: str | None = Field(None, description="Kubernetes service address range.")
+    dns_service_ip: str | None = Field(None, description="Kubernetes DNS service IP (inside service_cidr).")
+    docker_bridge_cidr: str | None = Field(None, description="Docker bridge address range.")
+    load_balancer_type: Literal["PublicIp", "InternalLoadBalancer"] = Field("PublicIp", description="Ingress.")
+    service_type: Literal["LoadBalancer", "ClusterIP", "NodePort"] = Field(
+        "LoadBalancer",
+        description="Kubernetes Service type of its endpoints: ClusterIP where no cloud load balancer exists.",
+    )
+    ssl: SslSpec | None = Field(None, description="TLS for the cluster's scoring front end.")
+    attach: AttachSpec | None = Field(None, description="Attach an existing cluster instead of creating one.")
+
+    @property
+    def agents(self) -> int:
+        if self.agent_count is not None:
+            return self.agent_count
+        return 1 if self.cluster_purpose == "DEV_TEST" else 3
+
+    @model_validator(mode="after")
+    def _network(self) -> ClusterSpec:
+        vnet = (self.vnet_resourcegroup_name, self.vnet_name, self.subnet_name)
+        if any(vnet) and not all(vnet):
+            raise ValueError("vnet_resourcegroup_name, vnet_name and subnet_name go together")
+        if self.attach is None and self.cluster_purpose == "DEV_TEST" and self.agents != 1:
+            raise ValueError(f"DEV_TEST clusters have exactly 1 agent (AML refuses more), not {self.agents}")
+        return self
+
+
+class Autoscale(Strict):
+    enabled: bool = Field(True, description="Scale replicas on utilisation.")
+    min_replicas: int = Field(1, ge=1, le=1000, description="AML default 1.")
+    max_replicas: int = Field(10, ge=1, le=1000, description="AML default 10.")
+    target_utilization: int = Field(70, ge=1, le=100, description="Percent; AML default 70.")
+    refresh_seconds: int = Field(1, ge=1, le=3600, description="AML default 1.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscale:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})")
+        return self
+
+
+class LivenessProbe(Strict):
+    period_seconds: int = Field(10, ge=1, description="AML default 10.")
+    initial_delay_seconds: int = Field(310, ge=0, description="AML default 310.")
+    timeout_seconds: int = Field(2, ge=1, description="AML default 2.")
+    success_threshold: int = Field(1, ge=1, description="AML default 1.")
+    failure_threshold: int = Field(3, ge=1, description="AML default 3.")
+
+
+class EndpointBase(Strict):
+    image: str = Field(description="Name of an image under `images`.")
+    description: str | None = Field(None, description="Free text.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Service tags.")
+
+
+class LocalEndpointSpec(EndpointBase):
+    """AML's LocalWebservice: a container on the local Docker engine."""
+
+    compute_type: Literal["local"] = "local"
+    port: int = Field(8890, ge=1024, le=65535, description="Host port on 127.0.0.1 (AML default 8890).")
+    auth_enabled: bool = Field(True, description="Require a key (Modelplane's gate; on by default).")
+    cpu_cores: float | None = Field(None, gt=0, le=64, description="CPU limit for the container.")
+    memory_gb: float | None = Field(None, gt=0, le=256, description="Memory limit for the container.")
+
+
+class AciEndpointSpec(EndpointBase):
+    """AML's AciWebservice.deploy_configuration."""
+
+    compute_type: Literal["aci"]
+    cpu_cores: float = Field(0.1, gt=0, le=ACI_MAX_CPU, description="AML default 0.1; ACI allows up to 4.")
+    memory_gb: float = Field(0.5, gt=0, le=ACI_MAX_MEMORY_GB, description="AML default 0.5; ACI allows up to 16.")
+    auth_enabled: bool = Field(False, description="AML default false for ACI.")
+    dns_name_label: str | None = Field(None, description="DNS label of the public IP.")
+    location: str | None = Field(None, description="Region (default: the workspace's).")
+    ssl_enabled: bool = Field(False, description="Serve HTTPS (needs ssl_cname and files).")
+
+
+class AksEndpointSpec(EndpointBase):
+    """AML's AksWebservice.deploy_configuration."""
+
+    compute_type: Literal["aks"]
+    cluster: str = Field(description="Name of a cluster under `clusters`.")
+    num_replicas: int | None = Field(None, ge=1, le=1000, description="Fixed replicas (disables autoscale).")
+    autoscale: Autoscale | None = Field(None, description="Autoscaling (AML default: on, 1-10 at 70%).")
+    cpu_cores: float = Field(0.1, gt=0, le=64, description="CPU request per replica (AML default 0.1).")
+    memory_gb: float = Field(0.5, gt=0, le=256, description="Memory request per replica (AML default 0.5).")
+    gpu_cores: int = Field(0, ge=0, le=8, description="GPUs per replica.")
+    auth_enabled: bool = Field(True, description="Key auth (AML default true for AKS).")
+    token_auth_enabled: bool = Field(False, description="Token auth (exclusive with key auth).")
+    scoring_timeout_ms: int = Field(60000, ge=1, le=600000, description="AML default 60000.")
+    replica_max_concurrent_requests: int = Field(1, ge=1, le=1000, description="AML default 1.")
+    max_request_wait_time: int = Field(500, ge=0, le=3600000, description="ms in queue; AML default 500.")
+    liveness_probe: LivenessProbe = Field(default_factory=LivenessProbe, description="Container probe.")
+    namespace: str = Field("default", description="Kubernetes namespace.")
+
+    @model_validator(mode="after")
+    def _scaling(self) -> AksEndpointSpec:
+        if self.num_replicas is not None and self.autoscale is not None and self.autoscale.enabled:
+            raise ValueError("num_replicas and an enabled autoscale exclude each other")
+        if self.auth_enabled and self.token_auth_enabled:
+            raise ValueError("auth_enabled and token_auth_enabled exclude each other (as in AML)")
+        return self
+
+    @property
+    def scaling(self) -> Autoscale | None:
+        """The autoscaler in force: AML's default one unless replicas are fixed."""
+        if self.num_replicas is not None:
+            return None
+        return self.autoscale if self.autoscale is not None else Autoscale()
+
+
+EndpointSpec = Annotated[LocalEndpointSpec | AciEndpointSpec | AksEndpointSpec, Field(discriminator="compute_type")]
+
+
+class IotHubSpec(Strict):
+    name: str = Field(description="IoT hub name.")
+    sku: Literal["F1", "S1", "S2", "S3", "B1", "B2", "B3"] = Field("S1", description="IoT hub SKU.")
+    resource_group: str | None = Field(None, description="Default: the stack's.")
+
+
+class EdgeSpec(Strict):
+    """An IoT Edge deployment that runs an image as a module."""
+
+    iot_hub: IotHubSpec = Field(description="The hub that manages the devices.")
+    device_id: str | None = Field(None, description="One device.")
+    target_condition: str | None = Field(None, description="Devices selected by tags (e.g. tags.env='prod').")
+    image: str = Field(description="Name of an image under `images`.")
+    module_name: str | None = Field(None, description="Module name (default: the edge entry's name).")
+    env: dict[str, str] = Field(default_factory=dict, description="Module environment.")
+    ports: dict[int, int] = Field(default_factory=lambda: {5001: 5001}, description="container→host ports.")
+    routes: dict[str, str] = Field(default_factory=dict, description="edgeHub routes by name.")
+    priority: int = Field(10, ge=0, le=1000, description="Deployment priority.")
+
+    @model_validator(mode="after")
+    def _target(self) -> EdgeSpec:
+        if (self.device_id is None) == (self.target_condition is None):
+            raise ValueError("give exactly one of device_id and target_condition")
+        for inner, outer in self.ports.items():
+            if not (0 < inner < 65536 and 0 < outer < 65536):
+                raise ValueError(f"port mapping {inner}:{outer} is out of range (1-65535)")
+        return self
+
+
+class FpgaSpec(Strict):
+    model: str = Field(description=f"Accelerated model: one of {', '.join(FPGA_MODELS)}.")
+    location: str = Field("eastus", description="Region with PB-series VMs.")
+    vm_size: str = Field("Standard_PB6s", description="PB-series VM size.")
+    agent_count: int = Field(1, ge=1, le=20, description="FPGA nodes.")
+    auth_enabled: bool = Field(True, description="Key auth.")
+    cluster: str | None = Field(None, description="Cluster under `clusters` to add the FPGA pool to.")
+    image: str | None = Field(None, description="Image serving the accelerated model (default: AML's).")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        if value not in FPGA_MODELS:
+            raise ValueError(f"unknown accelerated model '{value}'; allowed: {', '.join(FPGA_MODELS)}")
+        return value
+
+    @field_validator("vm_size")
+    @classmethod
+    def _vm_size(cls, value: str) -> str:
+        if not value.startswith(FPGA_VM_PREFIX):
+            raise ValueError(f"vm_size must be a PB-series size ({FPGA_VM_PREFIX}…), not {value}")
+        return value
+
+
+class StackSpec(Strict):
+    """One declared stack."""
+
+    target: Literal["local", "azure"] = Field("local", description="Where Azure-less items run.")
+    azure: AzureSpec | None = Field(None, description="Azure settings (needed for any Azure item).")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags on every Azure resource.")
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description="Models to register.")
+    images: dict[str, ImageSpec] = Field(default_factory=dict, description="Inference configs.")
+    clusters: dict[str, ClusterSpec] = Field(default_factory=dict, description="AKS clusters.")
+    endpoints: dict[str, EndpointSpec] = Field(default_factory=dict, description="Web services.")
+    edge: dict[str, EdgeSpec] = Field(default_factory=dict, description="IoT Edge modules.")
+    fpga: dict[str, FpgaSpec] = Field(default_factory=dict, description="FPGA services.")
+
+    # Set by load_stack: the file it came from and its folder (paths above are resolved against it).
+    source: Path = Field(Path("."), exclude=True, description="The stack file.")
+    name: str = Field("stack", description="Stack name (the file's stem).")
