@@ -321,6 +321,43 @@ def engine_overhead() -> dict[str, Any]:
     }
 
 
+# --- 3b. the CLI's own cost ------------------------------------------------------------------------
+
+
+CLI_ROUNDS = 5
+
+
+def cli_overhead() -> dict[str, Any]:
+    """The commands users run on a deployed local stack against bare `pulumi preview` with the policy
+    pack, timed from outside as a user meets them, taken in turn round by round."""
+    from modelplane.automation import StackRef, open_stack
+    from modelplane.engine import default_settings
+
+    open_stack(StackRef.from_args("local", None)).up(on_output=lambda _line: None)
+    env = {**os.environ, **default_settings().env()}
+    policy = ["--policy-pack", str(ROOT / "policies"), "--policy-pack-config", str(ROOT / "policies/config/local.json")]
+    commands = {
+        "pulumi preview --policy-pack": [str(venv_bin() / "pulumi"), "preview", "--stack", "local", *policy],
+        "modelplane preview": [str(venv_bin() / "modelplane"), "preview", "--stack", "local"],
+        "modelplane plan": [str(venv_bin() / "modelplane"), "plan", "--stack", "local"],
+        "modelplane up (no-op)": [str(venv_bin() / "modelplane"), "up", "--stack", "local", "--yes"],
+    }
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(CLI_ROUNDS):
+        for name, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=True)
+            samples[name].append(time.perf_counter() - started)
+    medians = {name: round(statistics.median(runs), 3) for name, runs in samples.items()}
+    base = medians["pulumi preview --policy-pack"]
+    log("cli: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in medians.items()))
+    return {
+        "seconds": medians,
+        "ratios": {name: ratio(seconds, base) for name, seconds in medians.items()},
+        "runs_s": {name: [round(x, 3) for x in runs] for name, runs in samples.items()},
+    }
+
+
 # --- 4. rebuild -----------------------------------------------------------------------------------
 
 
@@ -436,6 +473,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         checks.append(
             ("no-op preview <= 1.5x empty program", f"{results['engine']['ratio']}x", results["engine"]["ratio"] <= 1.5)
         )
+    if "cli" in results:
+        cli = results["cli"]["ratios"]
+        for name, limit in (("modelplane preview", 1.3), ("modelplane plan", 1.3), ("modelplane up (no-op)", 1.5)):
+            checks.append((f"{name} <= {limit}x pulumi preview --policy-pack", f"{cli[name]}x", cli[name] <= limit))
     if "rebuild" in results:
         share = results["rebuild"]["model_only_share"]
         checks.append(("model-only rebuild <= 15% of cold", f"{share * 100:.1f}%", share <= 0.15))
@@ -497,6 +538,19 @@ def markdown(results: dict[str, Any]) -> str:
             "| empty program (s) | " + " | ".join(str(x) for x in e["empty_runs_s"]) + " |",
             "",
         ]
+    if "cli" in results:
+        cli = results["cli"]
+        lines += [
+            f"### The CLI's own cost (a deployed local stack, median of {CLI_ROUNDS} runs each, taken in turn)",
+            "",
+            "| command | seconds | vs `pulumi preview --policy-pack` | runs (s) |",
+            "| --- | ---: | ---: | --- |",
+        ]
+        lines += [
+            f"| `{name}` | {seconds} | {cli['ratios'][name]}x | {', '.join(str(x) for x in cli['runs_s'][name])} |"
+            for name, seconds in cli["seconds"].items()
+        ]
+        lines.append("")
     if "rebuild" in results:
         r = results["rebuild"]
         lines += [
@@ -552,12 +606,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=("serving", "plan", "engine", "rebuild", "bootstrap"))
+    parser.add_argument("--only", nargs="*", choices=("serving", "plan", "engine", "cli", "rebuild", "bootstrap"))
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per server and concurrency (median kept)")
     parser.add_argument("--cold-bootstrap", action="store_true", help="also time a cold bootstrap (minutes)")
     args = parser.parse_args()
-    chosen = args.only or ["serving", "plan", "engine", "rebuild", "bootstrap"]
+    chosen = args.only or ["serving", "plan", "engine", "cli", "rebuild", "bootstrap"]
     results: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB",
@@ -566,6 +620,7 @@ def main() -> int:
         "serving": lambda: serving(args.seconds, args.repeats),
         "plan": plan_cost,
         "engine": engine_overhead,
+        "cli": cli_overhead,
         "rebuild": rebuild,
         "bootstrap": lambda: bootstrap(args.cold_bootstrap),
     }

@@ -255,6 +255,18 @@ def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--file", metavar="PATH", help="a stack declaration anywhere on disk")
 
 
+def _stack_command(commands: Any, name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+    """A subcommand on one stack (--stack NAME | --file PATH)."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text)
+    _add_stack_options(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
+    parser.add_argument(name, action="store_true", help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelplane", description="Deploy machine-learning models as web services, declaratively."
@@ -265,52 +277,38 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", metavar="FILE", help="stacks/<name>.yaml")
     validate.set_defaults(handler=_validate)
 
-    preview = commands.add_parser("preview", help="show what `up` would change")
-    _add_stack_options(preview)
-    preview.add_argument("--diff", action="store_true", help="show property-level differences")
-    preview.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
+    preview = _stack_command(commands, "preview", "show what `up` would change", _preview)
+    _flag(preview, "--diff", "show property-level differences")
+    _flag(preview, "--detailed-exitcode", "exit 2 when there are changes")
     _add_policy_option(preview)
-    preview.set_defaults(handler=_preview)
 
-    plan = commands.add_parser("plan", help="preview + policy verdicts, as text, Markdown or JSON")
-    _add_stack_options(plan)
-    plan.add_argument("--offline", action="store_true", help="no engine, no credentials: the program under mocks")
+    plan = _stack_command(commands, "plan", "preview + policy verdicts, as text, Markdown or JSON", _plan)
+    _flag(plan, "--offline", "no engine, no credentials: the program under mocks")
     plan.add_argument("--against", metavar="REF", help="compare with a git ref or a saved JSON plan (offline)")
     _add_report_options(plan, "plan")
     _add_policy_option(plan)
-    plan.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
-    plan.set_defaults(handler=_plan)
+    _flag(plan, "--detailed-exitcode", "exit 2 when there are changes")
 
-    up = commands.add_parser("up", help="deploy the stack")
-    _add_stack_options(up)
-    up.add_argument("--yes", action="store_true", help="apply without asking")
+    up = _stack_command(commands, "up", "deploy the stack", _up)
+    _flag(up, "--yes", "apply without asking")
     _add_policy_option(up)
-    up.set_defaults(handler=_up)
 
-    destroy = commands.add_parser("destroy", help="remove everything the stack deployed")
-    _add_stack_options(destroy)
-    destroy.add_argument("--yes", action="store_true", help="destroy without asking")
-    destroy.set_defaults(handler=_destroy)
+    destroy = _stack_command(commands, "destroy", "remove everything the stack deployed", _destroy)
+    _flag(destroy, "--yes", "destroy without asking")
 
-    drift = commands.add_parser("drift", help="report what changed outside Modelplane; exit 2 on drift")
-    _add_stack_options(drift)
+    drift = _stack_command(commands, "drift", "report what changed outside Modelplane; exit 2 on drift", _drift)
     _add_report_options(drift, "report")
-    drift.add_argument("--remediate", action="store_true", help="bring the stack back to its declaration")
-    drift.add_argument("--yes", action="store_true", help="remediate without asking")
+    _flag(drift, "--remediate", "bring the stack back to its declaration")
+    _flag(drift, "--yes", "remediate without asking")
     _add_policy_option(drift)
-    drift.set_defaults(handler=_drift)
 
-    outputs = commands.add_parser("outputs", help="print the stack's outputs as JSON")
-    _add_stack_options(outputs)
-    outputs.add_argument("--show-secrets", action="store_true", help="print keys instead of [secret]")
-    outputs.set_defaults(handler=_outputs)
+    outputs = _stack_command(commands, "outputs", "print the stack's outputs as JSON", _outputs)
+    _flag(outputs, "--show-secrets", "print keys instead of [secret]")
 
-    invoke = commands.add_parser("invoke", help="call an endpoint with its key and print the answer")
-    _add_stack_options(invoke)
+    invoke = _stack_command(commands, "invoke", "call an endpoint with its key and print the answer", _invoke)
     invoke.add_argument("endpoint", nargs="?", metavar="ENDPOINT", help="endpoint name")
     invoke.add_argument("--data", metavar="JSON|@FILE", help="request body (default: the swagger example)")
-    invoke.add_argument("--all-samples", action="store_true", help="call every endpoint with its swagger example")
-    invoke.set_defaults(handler=_invoke)
+    _flag(invoke, "--all-samples", "call every endpoint with its swagger example")
     return parser
 
 

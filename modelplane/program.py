@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 
@@ -73,6 +73,14 @@ class AzureContext:
             workspace_name=self.workspace.workspace_name,
             storage_account_name=self.workspace.storage_account_name,
         )
+
+    def placement(self) -> dict[str, Any]:
+        """Registry, resource group and region of an item that runs in the workspace's resource group."""
+        return {
+            "registry": self.registry,
+            "resource_group_name": self.workspace.resource_group_name,
+            "location": self.workspace.location,
+        }
 
     def cluster_target(self) -> AzureClusterTarget:
         from components.aks_cluster import AzureClusterTarget
@@ -209,10 +217,8 @@ def aci_endpoint(context: BuildContext, name: str, endpoint: AciEndpointSpec) ->
         endpoint_name=name,
         spec=endpoint,
         image_ref=context.out.images[endpoint.image].image_ref,
-        registry=azure.registry,
-        resource_group_name=azure.workspace.resource_group_name,
-        location=azure.workspace.location,
         tags=context.spec.tags,
+        **azure.placement(),
     )
     return AciEndpoint(f"endpoint-{name}", args, context.opts)
 
@@ -243,11 +249,9 @@ def build_edge(context: BuildContext) -> None:
             edge_name=name,
             spec=edge,
             image_ref=context.out.images[edge.image].image_ref,
-            registry=azure.registry,
-            resource_group_name=azure.workspace.resource_group_name,
-            location=azure.workspace.location,
             tags=context.spec.tags,
             data_plane_endpoint=context.options.iot_hub_endpoint,
+            **azure.placement(),
         )
         context.out.edge[name] = EdgeModule(f"edge-{name}", args, context.opts)
 

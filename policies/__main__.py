@@ -29,6 +29,16 @@ def _schema(rule: Rule) -> PolicyConfigSchema | None:
     return PolicyConfigSchema(properties=dict(rule.config_schema)) if rule.config_schema else None
 
 
+def _described(rule: Rule) -> dict[str, Any]:
+    """What CrossGuard shows of a policy: name, description, default level and config schema."""
+    return {
+        "name": rule.id,
+        "description": rule.description,
+        "enforcement_level": LEVELS[rule.level],
+        "config_schema": _schema(rule),
+    }
+
+
 def resource_policy(rule: Rule) -> ResourceValidationPolicy:
     check = rule.check
     assert check is not None
@@ -38,13 +48,7 @@ def resource_policy(rule: Rule) -> ResourceValidationPolicy:
         for message in check(resource, RuleConfig(args.get_config() or {})):
             report_violation(message, None)
 
-    return ResourceValidationPolicy(
-        name=rule.id,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=LEVELS[rule.level],
-        config_schema=_schema(rule),
-    )
+    return ResourceValidationPolicy(validate=validate, **_described(rule))
 
 
 def stack_policy(rule: Rule) -> StackValidationPolicy:
@@ -57,13 +61,7 @@ def stack_policy(rule: Rule) -> StackValidationPolicy:
         for name, message in stack_check(resources, RuleConfig(args.get_config() or {})):
             report_violation(message, urns.get(name))
 
-    return StackValidationPolicy(
-        name=rule.id,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=LEVELS[rule.level],
-        config_schema=_schema(rule),
-    )
+    return StackValidationPolicy(validate=validate, **_described(rule))
 
 
 PolicyPack(

@@ -8,7 +8,6 @@ import pytest
 
 from modelplane.engine import PROJECT_ROOT, venv_bin
 
-
 pytestmark = pytest.mark.lint
 
 
