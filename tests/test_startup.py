@@ -58,7 +58,7 @@ def test_a_stack_made_with_the_default_provider_moves_to_the_explicit_one_unchan
     provider = next(r for r in resources if r["type"] == "pulumi:providers:pulumi-python")
     assert provider["urn"].endswith("::local-resources")
     assert provider["id"] == provider_before["id"], "the provider itself was kept, not replaced"
-    keys = next(r for r in resources if r["type"] == "pulumi-python:dynamic:Resource")
+    keys = next(r for r in resources if r["type"] == "pulumi-python:dynamic/keys:EndpointKeys")
     assert keys["provider"] == f"{provider['urn']}::{provider['id']}"
 
 
