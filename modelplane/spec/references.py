@@ -15,11 +15,10 @@ from pydantic import BaseModel
 from modelplane.content import files_under
 from modelplane.source import PathKey, Problem
 from modelplane.spec.positions import Origins, model_of
-from modelplane.spec.schema import DNS_NAME, DNS_RULE, PathField, StackSpec, path_fields
+from modelplane.spec.schema import DNS_NAME, DNS_RULE, LocalEndpointSpec, PathField, StackSpec, path_fields
 
 SECTIONS = ("models", "images", "clusters", "endpoints", "edge", "fpga")
 SERVICE_SECTIONS = ("endpoints", "edge", "fpga")
-DEFAULT_PORT = 8890
 
 
 def items(data: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
@@ -156,7 +155,7 @@ def check_ports(data: dict[str, Any], origins: Origins) -> list[Problem]:
     for name, endpoint in items(data, "endpoints").items():
         if endpoint.get("compute_type", "local") != "local":
             continue
-        port = endpoint.get("port", DEFAULT_PORT)
+        port = endpoint.get("port", LocalEndpointSpec.model_fields["port"].default)
         if port in used:
             problems.append(
                 origins.problem(("endpoints", name, "port"), f"port {port} is already used by endpoint '{used[port]}'")
