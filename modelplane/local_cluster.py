@@ -79,81 +79,91 @@ class Credentials:
     admin_token: str
 
 
+def _pem_key(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+def _write_private(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    path.chmod(0o600)
+    return path
+
+
+def _certificate(subject: str, issuer: Any, public_key: Any, signing_key: Any, extensions: Sequence[Any]) -> Any:
+    """A certificate valid for two days (a throwaway cluster's lifetime), backdated for clock skew."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def _certificate_authority() -> tuple[Any, Any]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelplane-local-ca")])
+    usage = x509.KeyUsage(True, False, False, False, False, True, True, False, False)
+    extensions = [(x509.BasicConstraints(ca=True, path_length=0), True), (usage, True)]
+    return key, _certificate("modelplane-local-ca", name, key.public_key(), key, extensions)
+
+
+def _serving_certificate(ca_key: Any, ca: Any) -> tuple[Any, Any]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = x509.SubjectAlternativeName(
+        [
+            x509.DNSName("localhost"),
+            x509.DNSName("kubernetes.default.svc"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+        ]
+    )
+    usage = x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH])
+    return key, _certificate("kube-apiserver", ca.subject, key.public_key(), ca_key, [(names, False), (usage, False)])
+
+
 def write_credentials(folder: Path) -> Credentials:
     """A CA, a serving certificate for 127.0.0.1/localhost, a service-account key pair and an admin
     token in group system:masters (RBAC's superuser group)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
-
-    def pem_key(key: Any) -> bytes:
-        return bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-
-    def write(path: Path, data: bytes) -> Path:
-        path.write_bytes(data)
-        path.chmod(0o600)
-        return path
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelplane-local-ca")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    serving_key = ec.generate_private_key(ec.SECP256R1())
-    serving = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(serving_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.DNSName("kubernetes.default.svc"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca = _certificate_authority()
+    serving_key, serving = _serving_certificate(ca_key, ca)
     account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    account_public = account_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     token = secrets.token_urlsafe(32)
-    token_file = write(folder / "tokens.csv", f'{token},admin,admin,"system:masters"\n'.encode())
     return Credentials(
-        ca_cert=write(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
-        serving_cert=write(folder / "apiserver.crt", serving.public_bytes(serialization.Encoding.PEM)),
-        serving_key=write(folder / "apiserver.key", pem_key(serving_key)),
-        service_account_key=write(folder / "service-account.key", pem_key(account_key)),
-        service_account_public_key=write(
-            folder / "service-account.pub",
-            account_key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
-        ),
-        token_file=token_file,
+        ca_cert=_write_private(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
+        serving_cert=_write_private(folder / "apiserver.crt", serving.public_bytes(serialization.Encoding.PEM)),
+        serving_key=_write_private(folder / "apiserver.key", _pem_key(serving_key)),
+        service_account_key=_write_private(folder / "service-account.key", _pem_key(account_key)),
+        service_account_public_key=_write_private(folder / "service-account.pub", account_public),
+        token_file=_write_private(folder / "tokens.csv", f'{token},admin,admin,"system:masters"\n'.encode()),
         admin_token=token,
     )
 
@@ -279,7 +289,13 @@ class LocalCluster:
         return self
 
     def _start(self, credentials: Credentials) -> None:
-        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        etcd = self._start_etcd()
+        self._start_apiserver(etcd, credentials)
+        self._start_controllers(credentials)
+        self._add_nodes()
+
+    def _start_etcd(self) -> str:
+        etcd_port, peer_port = free_port(), free_port()
         etcd = f"http://127.0.0.1:{etcd_port}"
         self._say("starting etcd")
         self._spawn(
@@ -298,6 +314,10 @@ class LocalCluster:
             ],
         )
         self._wait("etcd", lambda: urllib.request.urlopen(f"{etcd}/health", timeout=2).status == 200)
+        return etcd
+
+    def _start_apiserver(self, etcd: str, credentials: Credentials) -> None:
+        api_port = free_port()
         self.server = f"https://127.0.0.1:{api_port}"
         self._say("starting kube-apiserver")
         self._spawn(
@@ -324,6 +344,8 @@ class LocalCluster:
         self._wait("kube-apiserver /readyz", lambda: self._api_ready(credentials))
         self.kubeconfig.write_text(kubeconfig_text(self.server, credentials))
         self.kubeconfig.chmod(0o600)
+
+    def _start_controllers(self, credentials: Credentials) -> None:
         kubeconfig = f"--kubeconfig={self.kubeconfig}"
         self._say("starting kube-controller-manager, kube-scheduler and kwok")
         self._spawn(
@@ -357,6 +379,8 @@ class LocalCluster:
                 f"--server-address=127.0.0.1:{free_port()}",
             ],
         )
+
+    def _add_nodes(self) -> None:
         self._wait(
             "the default service account", lambda: "default" in self.kubectl("get", "serviceaccounts", "-o", "name")
         )
