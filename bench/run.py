@@ -245,8 +245,9 @@ def plan_cost() -> dict[str, Any]:
             endpoints = "".join(f"  ep{i}:\n    image: scorer\n    port: {10000 + i}\n" for i in range(count))
             stack = Path(folder) / f"n{count}.yaml"
             stack.write_text(
-                f"models:\n  ridge:\n    path: {EXAMPLE}/model\nimages:\n  scorer:\n"
-                f"    inference_config: {EXAMPLE}/inferenceconfig.json\n    models: [ridge]\nendpoints:\n{endpoints}"
+                f"models:\n  ridge:\n    path: {EXAMPLE}/model/sklearn_regression_model.pkl\nimages:\n  scorer:\n"
+                f"    inference_config: {EXAMPLE}/inferenceconfig.json\n    source_directory: {EXAMPLE}\n"
+                f"    models: [ridge]\nendpoints:\n{endpoints}"
             )
             command = [
                 str(venv_bin() / "modelplane"),

@@ -49,9 +49,12 @@ def memory_quantity(gigabytes: float) -> str:
 
 
 def container_resources(spec: AksEndpointSpec) -> dict[str, dict[str, str]]:
-    """Requests as declared; limits equal to requests (AML's behaviour), plus GPUs if asked."""
+    """Requests as declared; limits as declared, else equal to requests (AML's default), plus GPUs if asked."""
     requests = {"cpu": cpu_quantity(spec.cpu_cores), "memory": memory_quantity(spec.memory_gb)}
-    limits = dict(requests)
+    limits = {
+        "cpu": cpu_quantity(spec.cpu_cores_limit or spec.cpu_cores),
+        "memory": memory_quantity(spec.memory_gb_limit or spec.memory_gb),
+    }
     if spec.gpu_cores:
         limits["nvidia.com/gpu"] = str(spec.gpu_cores)
     return {"requests": requests, "limits": limits}
@@ -130,9 +133,8 @@ def runtime_env(args: AksEndpointArgs) -> list[dict[str, object]]:
     spec = args.spec
     return [
         {"name": "MODELPLANE_PORT", "value": str(CONTAINER_PORT)},
-        {"name": "MODELPLANE_SCORING_TIMEOUT_MS", "value": str(spec.scoring_timeout_ms)},
-        {"name": "MODELPLANE_MAX_CONCURRENT_REQUESTS", "value": str(spec.replica_max_concurrent_requests)},
-        {"name": "MODELPLANE_MAX_REQUEST_WAIT_MS", "value": str(spec.max_request_wait_time)},
+        # The AML inference server's own scoring timeout; the runtime also stretches gunicorn's to it.
+        {"name": "SCORING_TIMEOUT_MS", "value": str(spec.scoring_timeout_ms)},
         {"name": "MODELPLANE_WORKERS", "value": str(spec.replica_max_concurrent_requests)},
         {"name": "MODELPLANE_PATH_PREFIX", "value": service_path(args.endpoint_name)},
     ]
@@ -202,7 +204,7 @@ class AksEndpoint(pulumi.ComponentResource):
             parent=self, provider=args.cluster.provider, depends_on=[namespace] if namespace is not None else []
         )
         metadata = object_metadata(args)
-        keys = endpoint_keys(name, args.spec.auth_enabled, self)
+        keys = endpoint_keys(name, args.spec.key_auth, self, args.spec.supplied_keys)
         env = runtime_env(args) + key_secret_env(name, keys, metadata, on_cluster)
         deployment = self._deployment(name, args, metadata, env, on_cluster)
         service = self._service(name, args, metadata, on_cluster)

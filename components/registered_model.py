@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
 
 from modelplane.content import content_digest, files_under, version_of
+from modelplane.naming import compact_name
 from modelplane.providers.model_store import StoredModel
 from modelplane.spec import ModelSpec
+
+BLOB_CONTAINER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,16 @@ class RegisteredModelArgs:
     """The Azure ML workspace, or the local store, it is registered in."""
     tags: dict[str, str] = field(default_factory=dict)
     """Stack-wide tags, merged under the model's own."""
+
+
+def blob_container_name(model_name: str) -> str:
+    """`model-<name>` when that is a valid blob container name (lowercase letters, digits, single
+    hyphens, 3-63 characters); AML's model names allow more (`sklearn_model.pkl`), which get a
+    compact name instead."""
+    name = f"model-{model_name}"
+    if BLOB_CONTAINER_NAME.match(name) and "--" not in name:
+        return name
+    return compact_name("model", model_name, 63)
 
 
 class RegisteredModel(pulumi.ComponentResource):
@@ -136,9 +150,10 @@ class RegisteredModel(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         placed = {"account_name": target.storage_account_name, "resource_group_name": target.resource_group_name}
         container = storage.BlobContainer(
-            f"{name}-blobs", container_name=f"model-{args.model_name}", opts=child, **placed
+            f"{name}-blobs", container_name=blob_container_name(args.model_name), opts=child, **placed
         )
-        root = args.spec.path if args.spec.path.is_dir() else args.spec.path.parent
+        # A folder keeps its name under the version, as AML registers it (and the image lays it out).
+        root = args.spec.path.parent
         blobs: list[pulumi.Resource] = [
             storage.Blob(
                 f"{name}-blob-{index}",

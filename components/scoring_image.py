@@ -9,7 +9,7 @@ import pulumi
 
 from modelplane.dockerfile import DEFAULT_BASE_IMAGE, ImageRecipe, ModelFiles, write_context
 from modelplane.providers.docker import Image
-from modelplane.spec import ImageSpec
+from modelplane.spec import EnvironmentSpec, ImageSpec
 
 
 @dataclass(frozen=True)
@@ -43,19 +43,25 @@ class ScoringImageArgs:
 
 
 def recipe_for(args: ScoringImageArgs) -> ImageRecipe:
-    source_dir = args.spec.source_directory
-    script = args.spec.entry_script
+    spec = args.spec
+    source_dir = spec.source_directory
+    script = spec.entry_script
     if source_dir is not None and not script.is_absolute():
         script = source_dir / script
+    environment = spec.environment or EnvironmentSpec()
     return ImageRecipe(
         entry_script=script,
         source_directory=source_dir,
-        conda_file=args.spec.conda_file,
-        pip_requirements=args.spec.pip_requirements,
-        extra_docker_file_steps=args.spec.extra_docker_file_steps,
-        base_image=args.spec.base_image or DEFAULT_BASE_IMAGE,
+        conda_file=spec.conda_file,
+        pip_requirements=spec.pip_requirements,
+        extra_docker_file_steps=spec.extra_docker_file_steps,
+        base_image=spec.base or DEFAULT_BASE_IMAGE,
         models=args.models,
         port=args.port,
+        conda_dependencies=environment.conda_dependencies,
+        user_managed_dependencies=environment.user_managed_dependencies,
+        environment_variables=tuple(sorted(environment.environment_variables.items())),
+        base_dockerfile=environment.base_dockerfile,
     )
 
 

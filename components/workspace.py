@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ from pulumi_azure_native import (
     storage,
 )
 
+from modelplane.naming import compact_name
 from modelplane.spec import AzureSpec
 from modelplane.spec.schema import ExistingWorkspace
 
@@ -27,14 +27,6 @@ class WorkspaceArgs:
     """Location, resource group and workspace settings from the stack's `azure:` section."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags put on every resource."""
-
-
-def compact_name(prefix: str, name: str, limit: int) -> str:
-    """A lowercase alphanumeric name within `limit` characters (storage accounts, registries, vaults),
-    unique per `name` through a short hash."""
-    suffix = hashlib.sha256(name.encode()).hexdigest()[:6]
-    stem = "".join(ch for ch in name.lower() if ch.isalnum())
-    return f"{prefix}{stem}"[: limit - len(suffix)] + suffix
 
 
 @dataclass(frozen=True)

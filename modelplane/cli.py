@@ -25,7 +25,7 @@ from modelplane.operations import (
 )
 from modelplane.report import SECRET
 from modelplane.source import SpecError
-from modelplane.spec import load_stack
+from modelplane.spec import StackSpec, load_stack
 
 
 class CliError(Exception):
@@ -41,6 +41,11 @@ def _print_problems(error: SpecError) -> None:
         print(problem, file=sys.stderr)
 
 
+def _print_warnings(spec: StackSpec) -> None:
+    for warning in spec.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 def _validate(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for file in args.files:
@@ -50,6 +55,7 @@ def _validate(args: argparse.Namespace) -> int:
             _print_problems(error)
             status = EXIT_INVALID
             continue
+        _print_warnings(spec)
         counts = ", ".join(
             f"{len(getattr(spec, section))} {section}"
             for section in ("models", "images", "clusters", "endpoints", "edge", "fpga")
@@ -201,6 +207,7 @@ def _plan(args: argparse.Namespace) -> int:
 
         progress = printer(sys.stderr) if args.format != "text" or args.out else None
         result = on_stack(open_stack(ref), lambda stack: online_plan(stack, policies.config_file, progress))
+    result.warnings = [str(warning) for warning in spec.warnings]
     _emit(planning.render(result, args.format), args.out, "plan")
     if result.mandatory_violations:
         print(f"modelplane: {len(result.mandatory_violations)} mandatory policy violation(s)", file=sys.stderr)

@@ -6,26 +6,28 @@ layer and a new entry script only the last two:
     base image → virtualenv → environment (conda_file/pip_requirements) → scoring runtime
     → extra_docker_file_steps → source_directory → model files
 
-A conda file is installed with pip: the base image has no conda, and AML environments keep their
-Python packages in the `pip:` section anyway; conda-only packages are named in the error.
+A conda environment is installed with pip (`modelplane.conda`). Models sit where AML puts them,
+`azureml-models/<name>/<version>/`, a folder model under its own folder name there.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from modelplane.conda import read_environment
 from modelplane.content import content_digest, files_under
 
 RUNTIME_REQUIREMENTS = ("azureml-inference-server-http==1.5.1",)
 DEFAULT_BASE_IMAGE = "modelplane/base:bookworm-py3"
 APP_ROOT = "/var/azureml-app"
 RUNTIME_SOURCE = Path(__file__).parent / "runtime"
-# Conda packages that pip installs under the same name; anything else is refused with its name.
-CONDA_SKIP = {"python", "pip"}
 
 
 @dataclass(frozen=True)
@@ -49,26 +51,19 @@ class ImageRecipe:
     base_image: str
     models: tuple[ModelFiles, ...]
     port: int = 5001
-
-
-def conda_to_requirements(conda_file: Path) -> list[str]:
-    """pip requirement lines for a conda environment file."""
-    data = yaml.safe_load(conda_file.read_text(encoding="utf-8")) or {}
-    lines: list[str] = []
-    for dependency in data.get("dependencies") or []:
-        if isinstance(dependency, dict):
-            lines.extend(str(item) for item in dependency.get("pip") or [])
-            continue
-        spec = str(dependency).split("::")[-1]
-        name, _, version = spec.partition("=")
-        if name in CONDA_SKIP:
-            continue
-        version = version.lstrip("=")
-        lines.append(f"{name}=={version}" if version and "*" not in version else name)
-    return lines
+    conda_dependencies: Mapping[str, Any] | None = None
+    """An environment's inline conda environment (instead of conda_file)."""
+    user_managed_dependencies: bool = False
+    """Install none of the user's packages: the base image holds them."""
+    environment_variables: tuple[tuple[str, str], ...] = ()
+    """Set in the image, as AML sets an environment's variables."""
+    base_dockerfile: str | None = None
+    """Dockerfile text that makes the base (instead of FROM base_image)."""
 
 
 def requirements_of(recipe: ImageRecipe) -> list[str]:
+    if recipe.user_managed_dependencies:
+        return []
     if recipe.pip_requirements is not None:
         return [
             line.strip()
@@ -76,7 +71,9 @@ def requirements_of(recipe: ImageRecipe) -> list[str]:
             if line.strip() and not line.strip().startswith("#")
         ]
     if recipe.conda_file is not None:
-        return conda_to_requirements(recipe.conda_file)
+        return list(read_environment(yaml.safe_load(recipe.conda_file.read_text(encoding="utf-8"))).requirements)
+    if recipe.conda_dependencies is not None:
+        return list(read_environment(recipe.conda_dependencies).requirements)
     return []
 
 
@@ -89,12 +86,24 @@ def model_dir_env(recipe: ImageRecipe) -> str:
     return root
 
 
+def base_lines(recipe: ImageRecipe) -> list[str]:
+    """The image's base: an environment's base Dockerfile as written, else FROM the base image."""
+    if recipe.base_dockerfile is not None:
+        return ["# the environment's base Dockerfile", *recipe.base_dockerfile.rstrip().splitlines()]
+    return [f"FROM {recipe.base_image}"]
+
+
+def environment_lines(recipe: ImageRecipe) -> list[str]:
+    """ENV lines for the environment's variables, each value quoted as Dockerfile ENV reads it."""
+    return [f"ENV {name}={json.dumps(value)}" for name, value in recipe.environment_variables]
+
+
 def render_dockerfile(recipe: ImageRecipe) -> str:
     source_root = recipe.source_directory or recipe.entry_script.parent
     entry = recipe.entry_script.relative_to(source_root) if recipe.entry_script.is_absolute() else recipe.entry_script
     lines = [
         "# Rendered by Modelplane from the inference config; do not edit.",
-        f"FROM {recipe.base_image}",
+        *base_lines(recipe),
         "ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
         "RUN python3 -m venv /opt/venv",
         "ENV PATH=/opt/venv/bin:$PATH",
@@ -104,6 +113,7 @@ def render_dockerfile(recipe: ImageRecipe) -> str:
         "RUN pip install -r /opt/modelplane/runtime-requirements.txt",
         "COPY runtime/ /opt/modelplane/runtime/modelplane_runtime/",
         "ENV PYTHONPATH=/opt/modelplane/runtime",
+        *environment_lines(recipe),
     ]
     if recipe.extra_docker_file_steps is not None:
         lines.append("# extra_docker_file_steps")
@@ -112,7 +122,7 @@ def render_dockerfile(recipe: ImageRecipe) -> str:
         f"COPY source/ {APP_ROOT}/",
         f"COPY models/ {APP_ROOT}/azureml-models/",
         f"WORKDIR {APP_ROOT}",
-        f"ENV AZUREML_ENTRY_SCRIPT={entry.as_posix()} AZUREML_SOURCE_DIRECTORY={APP_ROOT} "
+        f"ENV AZUREML_ENTRY_SCRIPT={entry.as_posix()} AZUREML_SOURCE_DIRECTORY={APP_ROOT} AML_APP_ROOT={APP_ROOT} "
         f"AZUREML_MODEL_DIR={model_dir_env(recipe)} MODELPLANE_PORT={recipe.port}",
         f"EXPOSE {recipe.port}",
         'CMD ["python", "-m", "modelplane_runtime.serve"]',
@@ -145,6 +155,8 @@ def write_context(recipe: ImageRecipe, context: Path) -> str:
     _copy(source_root, context / "source", skip=model_paths)
     (context / "models").mkdir()
     for model in recipe.models:
-        _copy(model.path, context / "models" / model.name / model.version)
+        version_dir = context / "models" / model.name / model.version
+        # As AML registers a folder: under its own name in the version folder.
+        _copy(model.path, version_dir / model.path.name if model.path.is_dir() else version_dir)
     (context / "Dockerfile").write_text(render_dockerfile(recipe))
     return content_digest(context)

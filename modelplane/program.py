@@ -218,6 +218,7 @@ def aci_endpoint(context: BuildContext, name: str, endpoint: AciEndpointSpec) ->
         spec=endpoint,
         image_ref=context.out.images[endpoint.image].image_ref,
         tags=context.spec.tags,
+        subscription_id=context.spec.azure.subscription_id if context.spec.azure else None,
         **azure.placement(),
     )
     return AciEndpoint(f"endpoint-{name}", args, context.opts)

@@ -2,8 +2,8 @@
 
 Validation errors must name the file, the line and the field; PyYAML's composer keeps the marks
 that plain `yaml.safe_load` throws away, so the tree is composed first and converted here.
-JSON files (AML v1 inferenceconfig.json / deploymentconfig.json) are parsed strictly by `json`
-first, because YAML would accept what JSON does not (a trailing comma, say).
+AML v1 files (inferenceconfig.json, deploymentconfig.json) are read as Azure ML's loaders read
+them: as YAML first (so a trailing comma loads), then as JSON (so tab indentation loads).
 """
 
 from __future__ import annotations
@@ -118,28 +118,49 @@ def _scalar(node: yaml.Node) -> Any:
     return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
-def load_document(path: Path, display: str | None = None) -> Document:
-    """Parse a YAML or JSON file; raise SpecError with positions for syntax errors and duplicates."""
-    shown = display or str(path)
+def _read(path: Path, shown: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([Problem(shown, 1, 1, "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError([Problem(shown, 1, 1, "", f"cannot read the file: {error}")]) from None
-    doc = Document(Path(shown), None, {(): (1, 1)})
-    if path.suffix.lower() == ".json":
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SpecError([Problem(shown, error.lineno, error.colno, "", f"invalid JSON: {error.msg}")]) from None
+
+
+def _compose(text: str, shown: str) -> yaml.Node | None:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         reason = error.problem or error.context or "syntax error"
         raise SpecError([Problem(shown, line, col, "", f"invalid YAML: {reason}")]) from None
+
+
+def _compose_json(text: str, shown: str) -> yaml.Node | None:
+    """JSON that YAML refused (tab indentation): checked by `json`, then composed with its tabs as
+    spaces, which keeps every line and column."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SpecError(
+            [Problem(shown, error.lineno, error.colno, "", f"neither YAML nor JSON: {error.msg}")]
+        ) from None
+    return _compose(text.replace("\t", " "), shown)
+
+
+def load_document(path: Path, display: str | None = None, aml: bool = False) -> Document:
+    """Parse a YAML file, or with `aml` a file as Azure ML reads it (YAML, else JSON); raise SpecError
+    with positions for syntax errors and duplicates."""
+    shown = display or str(path)
+    text = _read(path, shown)
+    doc = Document(Path(shown), None, {(): (1, 1)})
+    try:
+        root = _compose(text, shown)
+    except SpecError:
+        if not aml:
+            raise
+        root = _compose_json(text, shown)
     problems: list[Problem] = []
     doc.data = _convert(root, (), doc, problems) if root is not None else {}
     if problems:

@@ -57,6 +57,8 @@ def run() -> None:
         program, loaded = await loop.run_in_executor(None, load_program, stack_name, stack_file(stack_name, config))
         if not isinstance(loaded, program.StackSpec):
             raise program.spec_failure(loaded)
+        for warning in loaded.warnings:
+            pulumi.log.warn(str(warning))
         options = program.ProgramOptions(iot_hub_endpoint=config.get("iotHubEndpoint"), local_provider=provider)
         program.export(program.build_stack(loaded, stack_name, options))
 

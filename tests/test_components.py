@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from components.workspace import compact_name
 from modelplane.constants import DYNAMIC_TYPES
 from modelplane.content import model_version
+from modelplane.naming import compact_name
 from modelplane.spec import AciEndpointSpec, ClusterSpec, FpgaSpec, load_stack
 from tests.mocks import REGISTRY_PASSWORD, MockRun, is_secret, run_under_mocks
 
@@ -106,7 +106,7 @@ def test_compact_names_fit_azure_limits() -> None:
 
 def test_model_version_derives_from_content(dev: MockRun) -> None:
     version = dev.mocks.one("azure-native:machinelearningservices:ModelVersion")
-    expected = model_version(ROOT / "examples/sklearn-regression/model")
+    expected = model_version(ROOT / "examples/sklearn-regression/model/sklearn_regression_model.pkl")
     assert version.inputs["version"] == expected
     assert version.inputs["properties"]["properties"]["framework"] == "scikit-learn"
     blob = dev.mocks.one("azure-native:storage:Blob")
@@ -288,8 +288,8 @@ def test_deployment_config_json_gives_the_same_objects_as_yaml(tmp_path: Path) -
     deployment = _deployment(from_json, "digits")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = {item["name"]: item.get("value") for item in container["env"]}
-    assert env["MODELPLANE_SCORING_TIMEOUT_MS"] == "30000"
-    assert env["MODELPLANE_MAX_CONCURRENT_REQUESTS"] == "2"
+    assert env["SCORING_TIMEOUT_MS"] == "30000"
+    assert env["MODELPLANE_WORKERS"] == "2"
 
 
 def test_inference_config_json_gives_the_same_image_as_yaml(tmp_path: Path) -> None:

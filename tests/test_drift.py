@@ -82,8 +82,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     name = f"drift{port}"
     stack = root / f"{name}.yaml"
     stack.write_text(
-        f"models:\n  ridge: {{path: example/model}}\nimages:\n  scorer:\n"
-        f"    inference_config: example/inferenceconfig.json\n    models: [ridge]\n"
+        f"models:\n  ridge: {{path: example/model/sklearn_regression_model.pkl}}\nimages:\n  scorer:\n"
+        f"    inference_config: example/inferenceconfig.json\n    source_directory: example\n    models: [ridge]\n"
         f"endpoints:\n  web:\n    image: scorer\n    port: {port}\n"
     )
     (root / "state").mkdir()

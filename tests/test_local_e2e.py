@@ -68,11 +68,12 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
         f"""\
 models:
   ridge:
-    path: example/model
+    path: example/model/sklearn_regression_model.pkl
     framework: scikit-learn
 images:
   scorer:
     inference_config: example/inferenceconfig.json
+    source_directory: example
     models: [ridge]
 endpoints:
   web:

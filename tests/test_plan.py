@@ -112,8 +112,9 @@ def test_markdown_fits_a_pr_comment_with_500_endpoints(tmp_path: Path) -> None:
     endpoints = "".join(f"  ep{i}:\n    image: scorer\n    port: {10000 + i}\n" for i in range(500))
     stack = tmp_path / "big.yaml"
     stack.write_text(
-        f"models:\n  ridge:\n    path: {example}/model\nimages:\n  scorer:\n"
-        f"    inference_config: {example}/inferenceconfig.json\n    models: [ridge]\nendpoints:\n{endpoints}"
+        f"models:\n  ridge:\n    path: {example}/model/sklearn_regression_model.pkl\nimages:\n  scorer:\n"
+        f"    inference_config: {example}/inferenceconfig.json\n    source_directory: {example}\n"
+        f"    models: [ridge]\nendpoints:\n{endpoints}"
     )
     plan = offline_plan(load_stack(stack), "big", None)
     markdown = render_markdown(plan)
@@ -130,10 +131,11 @@ def test_mandatory_violation_on_the_engine_stops_plan_and_up(tmp_path: Path) -> 
     stack.write_text(
         f"""\
 models:
-  ridge: {{path: {EXAMPLES}/sklearn-regression/model}}
+  ridge: {{path: {EXAMPLES}/sklearn-regression/model/sklearn_regression_model.pkl}}
 images:
   scorer:
     inference_config: {EXAMPLES}/sklearn-regression/inferenceconfig.json
+    source_directory: {EXAMPLES}/sklearn-regression
     models: [ridge]
 endpoints:
   open:

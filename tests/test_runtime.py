@@ -17,7 +17,6 @@ import pytest
 import requests
 from werkzeug.wsgi import ClosingIterator
 
-from modelplane.dockerfile import conda_to_requirements
 from modelplane.engine import PROJECT_ROOT
 from modelplane.runtime.gate import KeyGate
 from modelplane.runtime.logbatch import (
@@ -375,13 +374,3 @@ def test_batching_off_leaves_the_app_and_handlers_alone() -> None:
 @pytest.mark.parametrize(("cpus", "workers"), [(0.5, 1), (1, 1), (2, 2), (3.5, 4)])
 def test_workers_follow_the_cpu_quota(cpus: float, workers: int) -> None:
     assert worker_count(cpus) == workers
-
-
-def test_conda_environment_becomes_pip_requirements(tmp_path: Path) -> None:
-    conda = tmp_path / "env.yml"
-    conda.write_text(
-        "dependencies:\n  - python=3.11\n  - pip\n  - scikit-learn=1.7.2\n  - conda-forge::numpy\n"
-        "  - pip:\n      - joblib==1.5.2\n"
-    )
-    assert conda_to_requirements(conda) == ["scikit-learn==1.7.2", "numpy", "joblib==1.5.2"]
-    assert conda_to_requirements(EXAMPLE / "myenv.yml")[0] == "scikit-learn==1.7.2"

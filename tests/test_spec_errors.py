@@ -123,8 +123,24 @@ CASES = [
     ),
     Case(
         "cuda-without-gpu",
-        replace(BASELINE, "    models: [ridge]\n", "    models: [ridge]\n    cuda_version: '11.8'\n"),
+        replace(BASELINE, "    models: [ridge]\n", "    models: [ridge]\n    cuda_version: '10.0'\n"),
         [("stack.yaml", 6, "images.scorer", "enable_gpu is false")],
+    ),
+    Case(
+        "cuda-version-aml-refuses",
+        replace(
+            BASELINE,
+            "    models: [ridge]\n",
+            "    models: [ridge]\n    enable_gpu: true\n    base_image: nvidia/cuda\n    cuda_version: '7.5'\n",
+        ),
+        [("stack.yaml", 12, "images.scorer.cuda_version", "not one AML supports: 9.0, 9.1, 10.0")],
+    ),
+    Case(
+        "local-gpu-without-cuda-base",
+        replace(
+            BASELINE, "    models: [ridge]\n", "    models: [ridge]\n    enable_gpu: true\n    cuda_version: '10.0'\n"
+        ),
+        [("stack.yaml", 6, "images.scorer", "enable_gpu needs a CUDA base_image")],
     ),
     Case(
         "gpu-flag-type",
@@ -209,14 +225,20 @@ CASES = [
     Case(
         "deployment-config-bad-json",
         replace(BASELINE, "    port: 8890\n", "    deployment_config: deploy.json\n"),
-        [("deploy.json", 3, "", "invalid JSON")],
-        {"deploy.json": '{\n  "computeType": "local",\n}\n'},
+        [("deploy.json", 3, "", "neither YAML nor JSON")],
+        {"deploy.json": '{\n\t"computeType": "local"\n\t"port": 8890\n}\n'},
     ),
     Case(
-        "deployment-config-unknown-key",
+        "deployment-config-aks-endpoint",
+        AZURE_BASELINE + "    deployment_config: deploy.json\n",
+        [("deploy.json", 2, "computeType", "AKSENDPOINT")],
+        {"deploy.json": '{\n  "computeType": "AKSENDPOINT",\n  "versionName": "v2",\n  "trafficPercentile": 20\n}\n'},
+    ),
+    Case(
+        "deployment-config-unknown-compute-type",
         replace(BASELINE, "    port: 8890\n", "    deployment_config: deploy.json\n"),
-        [("deploy.json", 3, "portNumber", "unknown deployment config key")],
-        {"deploy.json": '{\n  "computeType": "local",\n  "portNumber": 8890\n}\n'},
+        [("deploy.json", 1, "computeType", "allowed: local, ACI, AKS")],
+        {"deploy.json": '{"computeType": "VM"}\n'},
     ),
     Case(
         "deployment-config-bad-type",
@@ -230,27 +252,72 @@ CASES = [
         [("stack.yaml", 13, "endpoints.web.deployment_config", "file not found: nowhere.json")],
     ),
     Case(
-        "inference-config-seed-trailing-comma",
+        "inference-config-environment-and-conda-file",
         replace(
             BASELINE,
-            "    entry_script: score.py\n    pip_requirements: requirements.txt\n",
-            "    inference_config: inferenceconfig.json\n",
+            "    pip_requirements: requirements.txt\n",
+            "    pip_requirements: requirements.txt\n    environment: {name: env}\n",
         ),
-        [("inferenceconfig.json", 5, "", "invalid JSON")],
-        {
-            "inferenceconfig.json": '{\n    "entryScript": "score.py",\n    "runtime": "python",\n'
-            '    "condaFile": "myenv.yml",\n}\n'
-        },
+        [("stack.yaml", 6, "images.scorer", "environment excludes pip_requirements")],
     ),
     Case(
-        "inference-config-unknown-key",
-        replace(
-            BASELINE,
-            "    entry_script: score.py\n    pip_requirements: requirements.txt\n",
-            "    inference_config: inferenceconfig.json\n",
-        ),
-        [("inferenceconfig.json", 3, "entryScirpt", "unknown inference config key")],
-        {"inferenceconfig.json": '{\n  "runtime": "python",\n  "entryScirpt": "score.py"\n}\n'},
+        "conda-alternatives",
+        replace(BASELINE, "    pip_requirements: requirements.txt\n", "    conda_file: env.yml\n"),
+        [("env.yml", 3, "dependencies[1]", "no pip equivalent")],
+        {"env.yml": "dependencies:\n  - python=3.11\n  - numpy 1.11|1.12\n"},
+    ),
+    Case(
+        "model-name-aml-refuses",
+        replace(BASELINE, "  ridge:\n    path: model\n", "  _ridge:\n    path: model\n"),
+        [("stack.yaml", 2, "models._ridge", "AML's rule")],
+    ),
+    Case("empty-stack", "# nothing left after a bad merge\n", [("stack.yaml", 1, "", "declares nothing")]),
+    Case("sections-empty", "models:\nimages:\nendpoints:\n", [("stack.yaml", 1, "", "declares nothing")]),
+    Case(
+        "clusters-as-a-list",
+        BASELINE + "clusters:\n  - item\n",
+        [("stack.yaml", 14, "clusters", "must be a mapping")],
+    ),
+    Case(
+        "edge-as-a-list",
+        BASELINE + "edge:\n  - item\n",
+        [("stack.yaml", 14, "edge", "must be a mapping")],
+    ),
+    Case(
+        "fpga-as-a-list",
+        BASELINE + "fpga:\n  - item\n",
+        [("stack.yaml", 14, "fpga", "must be a mapping")],
+    ),
+    Case(
+        "azure-as-a-list",
+        BASELINE + "azure:\n  - item\n",
+        [("stack.yaml", 14, "azure", "must be a mapping")],
+    ),
+    Case(
+        "tags-as-a-list",
+        BASELINE + "tags:\n  - item\n",
+        [("stack.yaml", 14, "tags", "must be a mapping")],
+    ),
+    Case(
+        "models-as-a-list",
+        replace(BASELINE, "  ridge:\n    path: model\n    framework: scikit-learn\n", "  - ridge\n"),
+        [
+            ("stack.yaml", 1, "models", "must be a mapping of names to models"),
+            ("stack.yaml", 7, "images.scorer.models[0]", "unknown model"),
+        ],
+    ),
+    Case(
+        "images-as-a-list",
+        "models:\n  ridge:\n    path: model\nimages:\n  - scorer\nendpoints:\n  web:\n    image: scorer\n",
+        [
+            ("stack.yaml", 4, "images", "must be a mapping of names to images"),
+            ("stack.yaml", 8, "endpoints.web.image", "unknown image"),
+        ],
+    ),
+    Case(
+        "endpoints-as-a-list",
+        replace(BASELINE, "  web:\n    image: scorer\n    port: 8890\n", "  - web\n"),
+        [("stack.yaml", 10, "endpoints", "must be a mapping of names to endpoints")],
     ),
     Case(
         "replicas-and-autoscale",
@@ -336,22 +403,13 @@ def test_the_console_script_exits_2_without_a_traceback(project: Path) -> None:
     assert result.stderr.startswith(f"{project / 'stack.yaml'}:13:5: endpoints.web.port: ")
 
 
-def test_the_seed_inference_config_with_its_trailing_comma_is_reported(project: Path) -> None:
-    """AML's own sample inferenceconfig.json ended with a trailing comma; say where, like for YAML."""
-    (project / "inferenceconfig.json").write_text(
-        '{\n    "entryScript": "score.py",\n    "runtime": "python",\n    "condaFile": "myenv.yml",\n'
-        '    "extraDockerfileSteps": null,\n    "sourceDirectory": null,\n    "enableGpu": false,\n'
-        '    "baseImage": null,\n    "baseImageRegistry": null,\n}\n'
-    )
-    (project / "stack.yaml").write_text(
-        replace(
-            BASELINE,
-            "    entry_script: score.py\n    pip_requirements: requirements.txt\n",
-            "    inference_config: inferenceconfig.json\n",
-        )
-    )
+def test_an_aml_file_that_fails_gives_one_error_not_a_second_from_the_stack(project: Path) -> None:
+    """The item's own keys (here `cluster`) are not judged as a local endpoint's once its file failed."""
+    (project / "stack.yaml").write_text(AZURE_BASELINE + "    deployment_config: deploy.json\n")
+    (project / "deploy.json").write_text('{\n  "computeType": "AKS",\n  "autoScaler": {"minReplicas": 1\n')
     result = subprocess.run(
         [venv_bin() / "modelplane", "validate", str(project / "stack.yaml")], capture_output=True, text=True
     )
     assert result.returncode == 2
-    assert f"{project / 'inferenceconfig.json'}:10:1: invalid JSON" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"{project / 'deploy.json'}:"), result.stderr

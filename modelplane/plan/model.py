@@ -46,6 +46,8 @@ class Plan:
     resources: list[ResourcePlan] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     against: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Settings of the declaration that have no effect here, as `FILE:LINE:COL: field: why`."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -79,6 +81,7 @@ class Plan:
             "counts": self.counts,
             "resources": [_resource_json(r) for r in self.resources],
             "violations": [asdict(v) for v in self.violations],
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -89,6 +92,7 @@ class Plan:
             against=data.get("against"),
             resources=[_resource_from_json(r) for r in data["resources"]],
             violations=[Violation(**v) for v in data.get("violations", [])],
+            warnings=list(data.get("warnings", [])),
         )
 
 

@@ -25,6 +25,7 @@ def render_text(plan: Plan) -> str:
         for resource in resources:
             lines.append(f"    {resource.op:8} {resource.type} {resource.name}")
             lines += [f"        {c.path}: {short_value(c.old)} => {short_value(c.new)}" for c in resource.changes]
+    lines += [f"warning: {warning}" for warning in plan.warnings]
     if plan.violations:
         lines.append(f"Policy violations ({len(plan.violations)}):")
         lines += [f"  [{v.level}] {v.policy} ({v.resource}): {v.message}" for v in plan.violations]
@@ -63,6 +64,12 @@ def _markdown_component(component: str, resources: list[ResourcePlan]) -> str:
 
 def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     parts: list[str] = []
+    if plan.warnings:
+        parts.append(
+            "**Warnings** (settings with no effect here):\n\n"
+            + "".join(f"- {table_cell(w)}\n" for w in plan.warnings)
+            + "\n"
+        )
     if plan.violations:
         table = ["| level | policy | resource | message |", "| --- | --- | --- | --- |"]
         table += [f"| {v.level} | `{v.policy}` | `{v.resource}` | {table_cell(v.message)} |" for v in plan.violations]

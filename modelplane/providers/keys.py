@@ -3,6 +3,7 @@
 pulumi-random would do this, but its provider plugin cannot be built here (docs/toolchain.md);
 a dynamic provider with `secrets.token_urlsafe` needs no plugin. Both keys are regenerated when the
 `rotation` input changes; the program always passes 0, so today keys are made once per endpoint.
+Keys a deployment config supplies (AML's `keys.primaryKey`/`keys.secondaryKey`) are used as given.
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ class EndpointKeys(Resource, module="keys", name="EndpointKeys"):
 
     def as_secret_dict(self) -> pulumi.Output[dict[str, str]]:
         """{"primary_key": …, "secondary_key": …} as one secret output (an endpoint's `keys`)."""
-        pair = pulumi.Output.all(self.primary_key, self.secondary_key)
-        return pulumi.Output.secret(pair.apply(lambda keys: {"primary_key": keys[0], "secondary_key": keys[1]}))
+        return secret_key_dict(self.primary_key, self.secondary_key)
+
+
+def secret_key_dict(primary: pulumi.Input[str], secondary: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
+    """An endpoint's `keys` output: one secret holding both keys."""
+    pair = pulumi.Output.all(primary, secondary)
+    return pulumi.Output.secret(pair.apply(lambda keys: {"primary_key": keys[0], "secondary_key": keys[1]}))
 
 
 @dataclass(frozen=True)
@@ -67,12 +73,21 @@ class EndpointKeyPair:
     """The component's `keys` output: {"primary_key", "secondary_key"} as one secret, or {}."""
 
 
-def endpoint_keys(component_name: str, enabled: bool, parent: pulumi.Resource) -> EndpointKeyPair:
-    """The keys of one endpoint component (`<component>-keys`), or none when its auth is off."""
+def endpoint_keys(
+    component_name: str,
+    enabled: bool,
+    parent: pulumi.Resource,
+    supplied: tuple[str | None, str | None] = (None, None),
+) -> EndpointKeyPair:
+    """The keys of one endpoint component, or none when its auth is off: the user's own keys where
+    the deployment config gives them (AML's `keys`), generated ones (`<component>-keys`) otherwise."""
     if not enabled:
         return EndpointKeyPair({}, pulumi.Output.secret({}))
-    keys = EndpointKeys(f"{component_name}-keys", opts=pulumi.ResourceOptions(parent=parent))
+    primary, secondary = (pulumi.Output.secret(key) if key else None for key in supplied)
+    if primary is None or secondary is None:
+        keys = EndpointKeys(f"{component_name}-keys", opts=pulumi.ResourceOptions(parent=parent))
+        primary = primary or keys.primary_key
+        secondary = secondary or keys.secondary_key
     return EndpointKeyPair(
-        {PRIMARY_KEY_VARIABLE: keys.primary_key, SECONDARY_KEY_VARIABLE: keys.secondary_key},
-        keys.as_secret_dict(),
+        {PRIMARY_KEY_VARIABLE: primary, SECONDARY_KEY_VARIABLE: secondary}, secret_key_dict(primary, secondary)
     )

@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
+
+# The AML inference server's scoring timeout (its own setting); gunicorn's worker timeout follows it.
+SCORING_TIMEOUT_VARIABLE = "SCORING_TIMEOUT_MS"
+DEFAULT_SCORING_TIMEOUT_MS = 60000
 
 
 def container_cpus() -> float:
@@ -33,10 +38,32 @@ def worker_count(cpus: float) -> int:
     return max(1, math.ceil(cpus))
 
 
+def worker_timeout(scoring_timeout_ms: int) -> int:
+    """Gunicorn's worker timeout: past the server's scoring timeout, so that the server answers first."""
+    return max(30, scoring_timeout_ms // 1000 + 5)
+
+
+def tls_options(cert_pem: str | None, key_pem: str | None) -> list[str]:
+    """Gunicorn's TLS options for a certificate and key given as PEM text (AML's sslCertificate and
+    sslKey), written to private files on tmpfs; none when either is missing."""
+    if not cert_pem or not key_pem:
+        return []
+    folder = Path(tempfile.mkdtemp(prefix="tls-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
+    paths = []
+    for name, text in (("cert.pem", cert_pem), ("key.pem", key_pem)):
+        path = folder / name
+        path.touch(mode=0o600)
+        path.write_text(text)
+        paths.append(str(path))
+    return ["--certfile", paths[0], "--keyfile", paths[1]]
+
+
 def main() -> None:
     port = os.environ.get("MODELPLANE_PORT", "5001")
     workers = os.environ.get("MODELPLANE_WORKERS") or str(worker_count(container_cpus()))
-    timeout = str(max(30, int(os.environ.get("MODELPLANE_SCORING_TIMEOUT_MS", "60000")) // 1000 + 5))
+    scoring_timeout_ms = int(os.environ.setdefault(SCORING_TIMEOUT_VARIABLE, str(DEFAULT_SCORING_TIMEOUT_MS)))
+    timeout = str(worker_timeout(scoring_timeout_ms))
+    tls = tls_options(os.environ.pop("MODELPLANE_TLS_CERT", None), os.environ.pop("MODELPLANE_TLS_KEY", None))
     # --error-logfile /dev/null as azmlinfsrv does: the AML server logs through its own handlers,
     # and gunicorn's error log would write every line a second time. Unlike azmlinfsrv, no gunicorn
     # access log: the AML server already logs each request (method, path, status, duration, size),
@@ -56,6 +83,7 @@ def main() -> None:
         timeout,
         *access_log,
         *heartbeat_dir,
+        *tls,
         "--error-logfile",
         "/dev/null",
         "modelplane_runtime.app:app",

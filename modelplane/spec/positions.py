@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,19 @@ from modelplane.source import Document, PathKey, Problem, dotted
 from modelplane.spec.schema import StackSpec
 
 
+@dataclass
+class Findings:
+    """What reading a declaration found: problems (nothing is deployed) and warnings (settings that
+    have no effect here, each saying why)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def extend(self, other: Findings) -> None:
+        self.problems.extend(other.problems)
+        self.warnings.extend(other.warnings)
+
+
 class Origins:
     """Where each value of the merged stack data came from, for error positions."""
 
@@ -20,6 +34,11 @@ class Origins:
         self.stack = stack
         # A path prefix in the merged data → (document, path in that document).
         self.redirects: dict[PathKey, tuple[Document, dict[PathKey, PathKey]]] = {}
+        # Items whose AML file could not be read: their problem is reported once, there.
+        self.broken: set[PathKey] = set()
+
+    def is_broken(self, path: PathKey) -> bool:
+        return any(path[: len(prefix)] == prefix for prefix in self.broken)
 
     def problem(self, path: PathKey, message: str) -> Problem:
         for prefix, (doc, mapping) in self.redirects.items():
@@ -38,7 +57,7 @@ def display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
-        return str(path)
+        return str(path.resolve())
 
 
 def pydantic_problems(error: ValidationError, origins: Origins, data: dict[str, Any]) -> list[Problem]:
@@ -51,6 +70,8 @@ def pydantic_problems(error: ValidationError, origins: Origins, data: dict[str, 
                 continue
             loc.append(part)
         path = tuple(loc)
+        if origins.is_broken(path):
+            continue
         kind = item["type"]
         if kind == "extra_forbidden":
             message = f"unknown field '{path[-1]}'; allowed: {allowed_fields(path, data)}"

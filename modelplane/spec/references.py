@@ -14,8 +14,17 @@ from pydantic import BaseModel
 
 from modelplane.content import files_under
 from modelplane.source import PathKey, Problem
-from modelplane.spec.positions import Origins, model_of
-from modelplane.spec.schema import DNS_NAME, DNS_RULE, LocalEndpointSpec, PathField, StackSpec, path_fields
+from modelplane.spec.positions import Origins, display, model_of
+from modelplane.spec.schema import (
+    DNS_NAME,
+    DNS_RULE,
+    MODEL_NAME,
+    MODEL_NAME_RULE,
+    LocalEndpointSpec,
+    PathField,
+    StackSpec,
+    path_fields,
+)
 
 SECTIONS = ("models", "images", "clusters", "endpoints", "edge", "fpga")
 SERVICE_SECTIONS = ("endpoints", "edge", "fpga")
@@ -63,6 +72,14 @@ def base_of(holder: dict[str, Any], marker: PathField, folder: Path) -> Path:
     return folder / sibling if isinstance(sibling, str) else folder
 
 
+def base_named(holder: dict[str, Any], marker: PathField) -> str:
+    """The base of a path in words, for 'not found' messages."""
+    sibling = holder.get(marker.relative_to) if marker.relative_to else None
+    if isinstance(sibling, str):
+        return f"{marker.relative_to} '{sibling}'"
+    return "the stack file's folder"
+
+
 def resolve_paths(holder: dict[str, Any], model: type[BaseModel], folder: Path) -> None:
     """Make the path fields of one item absolute, relative to `folder` (AML's rules for `relative_to`)."""
     _resolve(list(path_values(model, holder, ())), folder)
@@ -84,7 +101,9 @@ def check_files(data: dict[str, Any], origins: Origins, folder: Path) -> list[Pr
         resolved = base_of(owner, marker, folder) / value
         if not (resolved.is_dir() if marker.folder else resolved.exists()):
             kind = "folder" if marker.folder else "file"
-            problems.append(origins.problem(where, f"{kind} not found: {value}"))
+            base = display(base_of(owner, marker, folder))
+            message = f"{kind} not found: {value} (resolved against {base_named(owner, marker)}: {base})"
+            problems.append(origins.problem(where, message))
         elif where[0] == "models" and not files_under(resolved):
             problems.append(origins.problem(where, f"holds no files: {value}"))
     return problems
@@ -99,12 +118,14 @@ def resolve_stack_paths(data: dict[str, Any], folder: Path) -> None:
 
 
 def check_names(data: dict[str, Any], origins: Origins) -> list[Problem]:
-    """Item names are AML service names; endpoints, edge modules and FPGA services share one namespace."""
+    """Model names follow AML's model rule, other items are AML service names; endpoints, edge modules
+    and FPGA services share one namespace."""
     problems = []
     for section in SECTIONS:
+        pattern, rule = (MODEL_NAME, MODEL_NAME_RULE) if section == "models" else (DNS_NAME, DNS_RULE)
         for name in _names(data, section):
-            if not DNS_NAME.match(str(name)):
-                problems.append(origins.problem((section, name), f"invalid name '{name}': {DNS_RULE}"))
+            if not pattern.match(str(name)):
+                problems.append(origins.problem((section, name), f"invalid name '{name}': {rule}"))
     used: dict[str, str] = {}
     for section in SERVICE_SECTIONS:
         for name in _names(data, section):

@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from modelplane.constants import ACI_MAX_CPU, ACI_MAX_MEMORY_GB, FPGA_VM_PREFIX
+from modelplane.source import Problem
 
 
 @dataclass(frozen=True)
 class PathField:
     """Marks a field as a path to a file or folder that must exist.
 
-    `relative_to` names a sibling field whose value is the base (AML resolves `entry_script` inside
-    `source_directory`); None: the declaring file's folder.
+    `relative_to` names a sibling field whose value is the base when it is set (AML's InferenceConfig
+    joins `source_directory` with `entry_script`, `conda_file` and `extra_docker_file_steps`); the
+    stack file's folder otherwise, as the folder the v1 CLI ran in.
     """
 
     folder: bool = False
@@ -35,7 +37,24 @@ class PathField:
 
 FilePath = Annotated[Path, PathField()]
 FolderPath = Annotated[Path, PathField(folder=True)]
-ScriptPath = Annotated[Path, PathField(relative_to="source_directory")]
+SourcePath = Annotated[Path, PathField(relative_to="source_directory")]
+
+
+@dataclass(frozen=True)
+class NoEffect:
+    """Marks a field Azure ML has and Modelplane accepts but cannot honour: setting it to anything but
+    its default draws a warning that gives `reason`."""
+
+    reason: str
+
+
+def no_effect_fields(model: type[BaseModel]) -> dict[str, NoEffect]:
+    """The fields of a model that have no effect here, by name."""
+    return {
+        name: marker
+        for name, info in model.model_fields.items()
+        if (marker := next((m for m in info.metadata if isinstance(m, NoEffect)), None)) is not None
+    }
 
 
 def path_fields(model: type[BaseModel]) -> dict[str, PathField]:
@@ -61,6 +80,8 @@ def _path_marker_in(annotation: Any) -> PathField | None:
     return None
 
 
+PRIVATE_BASE = NoEffect("the base image is pulled with the Docker engine's own login (`docker login ADDRESS`)")
+APP_INSIGHTS = NoEffect("no Application Insights resource is deployed here; the scoring server logs to the container")
 DNS_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
 DNS_RULE = "lowercase letters, digits and '-', starting with a letter, 2-32 characters (an AML service name)"
 FRAMEWORKS = ("scikit-learn", "tensorflow", "pytorch", "onnx", "xgboost", "lightgbm", "custom")
@@ -73,6 +94,11 @@ FRAMEWORK_ALIASES = {
     "Custom": "custom",
 }
 FPGA_MODELS = ("resnet50", "resnet152", "densenet121", "vgg16", "ssdvgg")
+# azureml-core's Model name rule (a file name such as sklearn_regression_model.pkl is a valid name).
+MODEL_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-._]{0,254}$")
+MODEL_NAME_RULE = "letters, digits, '-', '.' and '_', starting with a letter or digit, 1-255 characters (AML's rule)"
+# InferenceConfig's SUPPORTED_CUDA_VERSIONS (azureml-core); AML refuses others before deploying.
+CUDA_VERSIONS = ("9.0", "9.1", "10.0")
 
 
 class Strict(BaseModel):
@@ -104,7 +130,9 @@ class AzureSpec(Strict):
 
 
 class ModelSpec(Strict):
-    path: FilePath = Field(description="Model file or folder, relative to the stack file.")
+    path: FilePath = Field(
+        description="Model file or folder, relative to the stack file; a folder keeps its name in the image."
+    )
     description: str | None = Field(None, description="Shown in the model registry.")
     tags: dict[str, str] = Field(default_factory=dict, description="Registry tags.")
     framework: str | None = Field(None, description=f"One of {', '.join(FRAMEWORKS)}.")
@@ -126,22 +154,58 @@ class RegistrySpec(Strict):
     password: str | None = Field(None, description="Registry password (kept as a Pulumi secret).")
 
 
+class EnvironmentSpec(Strict):
+    """AML's Environment as an inference config gives it inline (`environment:` in inferenceconfig.json)."""
+
+    name: str | None = Field(None, description="Environment name (a registered one when nothing else is given).")
+    version: str | None = Field(None, description="Environment version.")
+    environment_variables: dict[str, str] = Field(default_factory=dict, description="Set in the image.")
+    conda_dependencies: dict[str, Any] | None = Field(
+        None, description="An inline conda environment (name, channels, dependencies) installed into the image."
+    )
+    user_managed_dependencies: bool = Field(
+        False, description="Install nothing: the base image already holds the user's packages."
+    )
+    base_image: str | None = Field(None, description="Base image of the scoring image.")
+    base_dockerfile: str | None = Field(None, description="Dockerfile text of the base image (instead of base_image).")
+    base_image_registry: Annotated[RegistrySpec | None, PRIVATE_BASE] = Field(
+        None, description="Registry of a private base_image."
+    )
+
+    @model_validator(mode="after")
+    def _base(self) -> EnvironmentSpec:
+        if self.base_image is not None and self.base_dockerfile is not None:
+            raise ValueError("give docker.base_image or docker.base_dockerfile, not both (as in AML)")
+        return self
+
+
 class ImageSpec(Strict):
     """AML's InferenceConfig: how a model is scored."""
 
     models: list[str] = Field(default_factory=list, description="Names of models (under `models`) in the image.")
-    entry_script: ScriptPath = Field(description="Script with init() and run(), relative to source_directory.")
+    entry_script: SourcePath = Field(description="Script with init() and run(), relative to source_directory.")
     source_directory: FolderPath | None = Field(
         None, description="Folder copied into the image (default: the script's)."
     )
-    conda_file: FilePath | None = Field(None, description="Conda environment YAML for the scoring environment.")
-    pip_requirements: FilePath | None = Field(None, description="pip requirements file (instead of conda_file).")
+    conda_file: SourcePath | None = Field(
+        None, description="Conda environment YAML for the scoring environment, relative to source_directory."
+    )
+    pip_requirements: SourcePath | None = Field(
+        None, description="pip requirements file (instead of conda_file), relative to source_directory."
+    )
     runtime: str = Field("python", description="Only 'python' (AML's 'spark-py' is retired).")
-    extra_docker_file_steps: FilePath | None = Field(None, description="File of Dockerfile steps to append.")
+    extra_docker_file_steps: SourcePath | None = Field(
+        None, description="File of Dockerfile steps to append, relative to source_directory."
+    )
     enable_gpu: bool = Field(False, description="Build a CUDA image.")
-    cuda_version: str | None = Field(None, description="CUDA version when enable_gpu.")
+    cuda_version: str | None = Field(None, description=f"CUDA version when enable_gpu: {', '.join(CUDA_VERSIONS)}.")
     base_image: str | None = Field(None, description="Custom base image (default: Modelplane's).")
-    base_image_registry: RegistrySpec | None = Field(None, description="Registry of a private base_image.")
+    base_image_registry: Annotated[RegistrySpec | None, PRIVATE_BASE] = Field(
+        None, description="Registry of a private base_image."
+    )
+    environment: EnvironmentSpec | None = Field(
+        None, description="An inline AML Environment (instead of conda_file, pip_requirements and base_image)."
+    )
     description: str | None = Field(None, description="Free text.")
 
     @field_validator("runtime")
@@ -153,6 +217,13 @@ class ImageSpec(Strict):
             raise ValueError(f"unknown runtime '{value}'; allowed: python")
         return "python"
 
+    @field_validator("cuda_version")
+    @classmethod
+    def _cuda_version(cls, value: str | None) -> str | None:
+        if value is not None and value not in CUDA_VERSIONS:
+            raise ValueError(f"cuda_version '{value}' is not one AML supports: {', '.join(CUDA_VERSIONS)}")
+        return value
+
     @model_validator(mode="after")
     def _environment(self) -> ImageSpec:
         if self.conda_file is not None and self.pip_requirements is not None:
@@ -161,7 +232,27 @@ class ImageSpec(Strict):
             raise ValueError("cuda_version is set but enable_gpu is false")
         if self.enable_gpu and self.base_image is None:
             raise ValueError("enable_gpu needs a CUDA base_image (Modelplane makes none locally)")
+        given = [name for name in ENVIRONMENT_EXCLUSIVE if getattr(self, name) not in (None, False)]
+        if self.environment is not None and given:
+            raise ValueError(f"environment excludes {', '.join(given)} (as in AML's InferenceConfig)")
         return self
+
+    @property
+    def base(self) -> str | None:
+        """The base image the stack names, directly or through its environment."""
+        return self.environment.base_image if self.environment is not None else self.base_image
+
+
+# What AML's InferenceConfig refuses beside an environment (runtime aside: it has a default here).
+ENVIRONMENT_EXCLUSIVE = (
+    "conda_file",
+    "pip_requirements",
+    "extra_docker_file_steps",
+    "enable_gpu",
+    "cuda_version",
+    "base_image",
+    "base_image_registry",
+)
 
 
 class SslSpec(Strict):
@@ -248,6 +339,20 @@ class EndpointBase(Strict):
     tags: dict[str, str] = Field(default_factory=dict, description="Service tags.")
 
 
+class SuppliedKeys(Strict):
+    """AML's `keys` of a deployment config: keys the user chose instead of generated ones."""
+
+    primary_key: SecretStr | None = Field(None, description="Your own primary key (a secret); default: generated.")
+    secondary_key: SecretStr | None = Field(None, description="Your own secondary key (a secret); default: generated.")
+
+    @property
+    def supplied_keys(self) -> tuple[str | None, str | None]:
+        return (
+            self.primary_key.get_secret_value() if self.primary_key else None,
+            self.secondary_key.get_secret_value() if self.secondary_key else None,
+        )
+
+
 class LocalEndpointSpec(EndpointBase):
     """AML's LocalWebservice: a container on the local Docker engine."""
 
@@ -258,7 +363,7 @@ class LocalEndpointSpec(EndpointBase):
     memory_gb: float | None = Field(None, gt=0, le=256, description="Memory limit for the container.")
 
 
-class AciEndpointSpec(EndpointBase):
+class AciEndpointSpec(EndpointBase, SuppliedKeys):
     """AML's AciWebservice.deploy_configuration."""
 
     compute_type: Literal["aci"]
@@ -267,10 +372,30 @@ class AciEndpointSpec(EndpointBase):
     auth_enabled: bool = Field(False, description="AML default false for ACI.")
     dns_name_label: str | None = Field(None, description="DNS label of the public IP.")
     location: str | None = Field(None, description="Region (default: the workspace's).")
-    ssl_enabled: bool = Field(False, description="Serve HTTPS (needs ssl_cname and files).")
+    ssl_enabled: bool = Field(False, description="Serve HTTPS on port 443 with ssl_cert_pem_file/ssl_key_pem_file.")
+    ssl_cert_pem_file: FilePath | None = Field(None, description="PEM certificate for ssl_enabled.")
+    ssl_key_pem_file: FilePath | None = Field(None, description="PEM private key for ssl_enabled (kept as a secret).")
+    ssl_cname: str | None = Field(None, description="DNS name the certificate is for (the scoring URI's host).")
+    enable_app_insights: Annotated[bool, APP_INSIGHTS] = Field(False, description="AML's Application Insights.")
+    vnet_name: str | None = Field(None, description="Virtual network (in the workspace's resource group).")
+    subnet_name: str | None = Field(None, description="Subnet delegated to ACI; the group gets a private IP.")
+    cmk_vault_base_url: str | None = Field(None, description="Key Vault of a customer-managed encryption key.")
+    cmk_key_name: str | None = Field(None, description="Name of the customer-managed key.")
+    cmk_key_version: str | None = Field(None, description="Version of the customer-managed key.")
+
+    @model_validator(mode="after")
+    def _settings(self) -> AciEndpointSpec:
+        if self.ssl_enabled and (self.ssl_cert_pem_file is None or self.ssl_key_pem_file is None):
+            raise ValueError("ssl_enabled needs ssl_cert_pem_file and ssl_key_pem_file (AML's sslCertificate, sslKey)")
+        if (self.vnet_name is None) != (self.subnet_name is None):
+            raise ValueError("vnet_name and subnet_name go together")
+        cmk = (self.cmk_vault_base_url, self.cmk_key_name, self.cmk_key_version)
+        if any(cmk) and not all(cmk):
+            raise ValueError("cmk_vault_base_url, cmk_key_name and cmk_key_version go together")
+        return self
 
 
-class AksEndpointSpec(EndpointBase):
+class AksEndpointSpec(EndpointBase, SuppliedKeys):
     """AML's AksWebservice.deploy_configuration."""
 
     compute_type: Literal["aks"]
@@ -279,14 +404,31 @@ class AksEndpointSpec(EndpointBase):
     autoscale: Autoscale | None = Field(None, description="Autoscaling (AML default: on, 1-10 at 70%).")
     cpu_cores: float = Field(0.1, gt=0, le=64, description="CPU request per replica (AML default 0.1).")
     memory_gb: float = Field(0.5, gt=0, le=256, description="Memory request per replica (AML default 0.5).")
+    cpu_cores_limit: float | None = Field(
+        None, gt=0, le=64, description="CPU limit per replica (default: the request)."
+    )
+    memory_gb_limit: float | None = Field(
+        None, gt=0, le=256, description="Memory limit per replica (default: the request)."
+    )
     gpu_cores: int = Field(0, ge=0, le=8, description="GPUs per replica.")
-    auth_enabled: bool = Field(True, description="Key auth (AML default true for AKS).")
-    token_auth_enabled: bool = Field(False, description="Token auth (exclusive with key auth).")
+    auth_enabled: bool | None = Field(None, description="Key auth (AML default: on unless token auth is).")
+    token_auth_enabled: Annotated[
+        bool, NoEffect("Azure ML tokens are not issued here: the endpoint is protected by keys instead")
+    ] = Field(False, description="Token auth (exclusive with key auth).")
     scoring_timeout_ms: int = Field(60000, ge=1, le=600000, description="AML default 60000.")
     replica_max_concurrent_requests: int = Field(1, ge=1, le=1000, description="AML default 1.")
-    max_request_wait_time: int = Field(500, ge=0, le=3600000, description="ms in queue; AML default 500.")
+    max_request_wait_time: Annotated[
+        int, NoEffect("requests wait in the scoring server's socket backlog, which has no time limit")
+    ] = Field(500, ge=0, le=3600000, description="ms in queue; AML default 500.")
     liveness_probe: LivenessProbe = Field(default_factory=LivenessProbe, description="Container probe.")
     namespace: str = Field("default", description="Kubernetes namespace.")
+    enable_app_insights: Annotated[bool, APP_INSIGHTS] = Field(False, description="AML's Application Insights.")
+    collect_model_data: Annotated[
+        bool, NoEffect("model data collection writes to the workspace's storage, which Modelplane does not set up")
+    ] = Field(False, description="AML's model data collection.")
+    compute_target_name: Annotated[str | None, NoEffect("the stack's `cluster` names the cluster")] = Field(
+        None, description="AML's compute target (the stack's `cluster` is used)."
+    )
 
     @model_validator(mode="after")
     def _scaling(self) -> AksEndpointSpec:
@@ -294,7 +436,18 @@ class AksEndpointSpec(EndpointBase):
             raise ValueError("num_replicas and an enabled autoscale exclude each other")
         if self.auth_enabled and self.token_auth_enabled:
             raise ValueError("auth_enabled and token_auth_enabled exclude each other (as in AML)")
+        for limit, request, what in (
+            (self.cpu_cores_limit, self.cpu_cores, "cpu_cores"),
+            (self.memory_gb_limit, self.memory_gb, "memory_gb"),
+        ):
+            if limit is not None and limit < request:
+                raise ValueError(f"{what}_limit ({limit}) is below {what} ({request})")
         return self
+
+    @property
+    def key_auth(self) -> bool:
+        """Whether requests need a key: AML's default, and the stand-in for token auth."""
+        return self.token_auth_enabled or self.auth_enabled is not False
 
     @property
     def scaling(self) -> Autoscale | None:
@@ -376,3 +529,4 @@ class StackSpec(Strict):
     # Set by load_stack: the file it came from and its folder (paths above are resolved against it).
     source: Path = Field(Path("."), exclude=True, description="The stack file.")
     name: str = Field("stack", description="Stack name (the file's stem).")
+    warnings: tuple[Problem, ...] = Field((), exclude=True, description="Settings that have no effect here.")

@@ -1,0 +1,116 @@
+"""Warnings about a stack: settings Azure ML has that Modelplane accepts but cannot honour, each named
+with its file, line and the reason, so that nothing a user wrote is dropped in silence.
+
+- A field marked `NoEffect` in the schema, set to anything but its default.
+- An environment given only by name (a registered one, which is not read here).
+- A conda environment's `python` pin that the image's Python does not meet, and its channels (the
+  packages come from PyPI). A conda spec with no pip equivalent is a problem, not a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from modelplane.conda import BASE_PYTHON, CondaSpecError, pip_requirement, python_allows, split_match_spec
+from modelplane.source import PathKey, Problem, SpecError, load_document
+from modelplane.spec.positions import Findings, Origins, display, model_of
+from modelplane.spec.references import SECTIONS, items
+from modelplane.spec.schema import StackSpec, no_effect_fields
+
+CHANNELS_UNUSED = "conda channels are not used: the image installs packages from PyPI with pip"
+ProblemAt = Callable[[PathKey, str], Problem]
+
+
+def check_notices(data: dict[str, Any], origins: Origins) -> Findings:
+    """Every warning about the merged, path-resolved stack data (and the problems found on the way)."""
+    findings = Findings()
+    for section in SECTIONS:
+        annotation = StackSpec.model_fields[section].annotation
+        for name, item in items(data, section).items():
+            model = model_of(annotation, item)
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                _no_effect(model, item, (section, name), origins, findings)
+    for name, image in items(data, "images").items():
+        _environment(image, ("images", name), origins, findings)
+    return findings
+
+
+def _no_effect(model: type[BaseModel], item: dict[str, Any], where: PathKey, origins: Origins, found: Findings) -> None:
+    """NoEffect fields set to something else than their default, nested models included."""
+    for field_name, marker in no_effect_fields(model).items():
+        if field_name in item and item[field_name] != model.model_fields[field_name].default:
+            found.warnings.append(origins.problem((*where, field_name), f"has no effect here: {marker.reason}"))
+    for field_name, info in model.model_fields.items():
+        value = item.get(field_name)
+        if not isinstance(value, dict) or field_name in no_effect_fields(model):
+            continue
+        inner = model_of(info.annotation, value)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            _no_effect(inner, value, (*where, field_name), origins, found)
+
+
+def _environment(image: dict[str, Any], where: PathKey, origins: Origins, found: Findings) -> None:
+    environment = image.get("environment")
+    if isinstance(environment, dict) and _registered_only(environment):
+        message = (
+            f"the registered environment '{environment.get('name')}' is not read here: the image gets"
+            f" Modelplane's default environment (Python {BASE_PYTHON}, the AML inference server); give its"
+            " python.condaDependencies inline to install its packages"
+        )
+        found.warnings.append(origins.problem((*where, "environment"), message))
+    if image.get("base_image") or (isinstance(environment, dict) and _custom_base(environment)):
+        return  # The Python is the custom base image's own.
+    conda_file = image.get("conda_file")
+    if isinstance(conda_file, str):
+        _conda_file(Path(conda_file), found)
+    elif isinstance(environment, dict) and isinstance(environment.get("conda_dependencies"), dict):
+        inline = (*where, "environment", "conda_dependencies")
+        _conda(environment["conda_dependencies"], lambda path, text: origins.problem((*inline, *path), text), found)
+
+
+def _registered_only(environment: dict[str, Any]) -> bool:
+    given = {key for key, value in environment.items() if value not in (None, {}, False)}
+    return bool(given) and given <= {"name", "version"}
+
+
+def _custom_base(environment: dict[str, Any]) -> bool:
+    return bool(environment.get("base_image") or environment.get("base_dockerfile"))
+
+
+def _conda_file(file: Path, found: Findings) -> None:
+    if not file.is_file():
+        return  # Reported with the stack's files.
+    try:
+        doc = load_document(file, display=display(file))
+    except SpecError as error:
+        found.problems.extend(error.problems)
+        return
+    _conda(doc.data, doc.problem, found)
+
+
+def _conda(data: Any, problem_at: ProblemAt, found: Findings) -> None:
+    """The pin, the channels and the specs of one conda environment."""
+    if not isinstance(data, dict):
+        return
+    if data.get("channels"):
+        found.warnings.append(problem_at(("channels",), CHANNELS_UNUSED))
+    for index, dependency in enumerate(data.get("dependencies") or []):
+        if isinstance(dependency, dict):
+            continue
+        where = ("dependencies", index)
+        try:
+            name, version = split_match_spec(str(dependency))
+            pip_requirement(name, version)
+        except CondaSpecError as error:
+            found.problems.append(problem_at(where, str(error)))
+            continue
+        if name == "python" and version and not python_allows(str(dependency)):
+            message = (
+                f"{dependency} is pinned, but the image runs Python {BASE_PYTHON}, the Python of Modelplane's"
+                " base image: no image with another Python can be had on this machine"
+            )
+            found.warnings.append(problem_at(where, message))
