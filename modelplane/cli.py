@@ -72,11 +72,10 @@ def _ref(args: argparse.Namespace) -> StackRef:
     return ref
 
 
-def _checked(args: argparse.Namespace) -> StackRef:
+def _checked(args: argparse.Namespace) -> tuple[StackRef, StackSpec]:
     """The stack, with its declaration validated before the engine starts."""
     ref = _ref(args)
-    ref.load()
-    return ref
+    return ref, ref.load()
 
 
 def _policies(args: argparse.Namespace, ref: StackRef) -> Policies:
@@ -84,7 +83,8 @@ def _policies(args: argparse.Namespace, ref: StackRef) -> Policies:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    ref = _checked(args)
+    # The program's warnings come with Pulumi's output.
+    ref, _spec = _checked(args)
     has_changes = operations.preview(open_stack(ref), _policies(args, ref), args.diff, printer())
     return EXIT_HAS_CHANGES if has_changes and args.detailed_exitcode else EXIT_OK
 
@@ -98,8 +98,10 @@ def _confirm(question: str, assume_yes: bool) -> bool:
 
 
 def _up(args: argparse.Namespace) -> int:
-    ref = _checked(args)
+    ref, spec = _checked(args)
     progress = printer() if not args.yes else None
+    if progress is None:
+        _print_warnings(spec)  # Pulumi's output, which carries them, is not shown.
     try:
         outcome = operations.up(
             open_stack(ref), _policies(args, ref), lambda _plan: _confirm("Apply these changes?", args.yes), progress

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,7 +28,7 @@ from modelplane.runtime.logbatch import (
     flush_when_idle,
     with_batched_logging,
 )
-from modelplane.runtime.serve import worker_count
+from modelplane.runtime.serve import worker_count, worker_timeout
 from tests.conftest import free_port
 
 EXAMPLE = PROJECT_ROOT / "examples" / "sklearn-regression"
@@ -58,11 +60,12 @@ def start_server(folder: Path, **settings: str) -> tuple[subprocess.Popen[bytes]
         process = subprocess.Popen(
             [sys.executable, "-m", "modelplane_runtime.serve"], env=env, stdout=sink, stderr=subprocess.STDOUT
         )
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if 'MODELPLANE_TLS_CERT' in settings else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{base}/ready", timeout=1).status_code == 200:
+            # The demo certificate names scoring.prod.example.com, not 127.0.0.1: tests check it by hand.
+            if requests.get(f"{base}/ready", timeout=1, verify=False).status_code == 200:
                 return process, base, log
         except requests.RequestException:
             time.sleep(0.2)
@@ -374,3 +377,47 @@ def test_batching_off_leaves_the_app_and_handlers_alone() -> None:
 @pytest.mark.parametrize(("cpus", "workers"), [(0.5, 1), (1, 1), (2, 2), (3.5, 4)])
 def test_workers_follow_the_cpu_quota(cpus: float, workers: int) -> None:
     assert worker_count(cpus) == workers
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_tls_is_served_with_the_given_certificate(tmp_path: Path) -> None:
+    """AML's sslCertificate/sslKey on ACI: the runtime serves HTTPS itself."""
+    tls = PROJECT_ROOT / "examples" / "tls"
+    certificate = (tls / "demo-only.crt").read_text()
+    process, base, _log = start_server(
+        tmp_path, MODELPLANE_TLS_CERT=certificate, MODELPLANE_TLS_KEY=(tls / "demo-only.key").read_text()
+    )
+    try:
+        port = int(base.rsplit(":", 1)[1])
+        served = ssl.get_server_certificate(("127.0.0.1", port))
+        assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(certificate)
+        body = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]})
+        answer = requests.post(
+            f"{base}/score",
+            data=body,
+            headers={"Authorization": f"Bearer {PRIMARY}", "Content-Type": "application/json"},
+            timeout=30,
+            verify=False,
+        )
+        assert answer.status_code == 200, answer.text
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/ready", timeout=2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_scoring_timeout_reaches_the_aml_server(tmp_path: Path) -> None:
+    """AML's scoringTimeoutMs: the AML server's own timeout answers, not gunicorn killing the worker."""
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\n\ndef init():\n    pass\n\ndef run(data):\n    time.sleep(3)\n    return data\n")
+    (tmp_path / "server").mkdir()
+    process, base, _log = start_server(tmp_path / "server", AZUREML_ENTRY_SCRIPT=str(slow), SCORING_TIMEOUT_MS="1000")
+    try:
+        answer = score(base, json.dumps({"data": 1}))
+        assert answer.status_code == 500
+        assert "Scoring timeout after 1000 ms" in answer.text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert worker_timeout(1000) == 30 and worker_timeout(600000) == 605
