@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pulumi
 
-from modelplane.dockerfile import DEFAULT_BASE_IMAGE, ImageRecipe, ModelFiles, write_context
+from modelplane.base_images import DEFAULT_BASE
+from modelplane.conda import base_for, conda_environment
+from modelplane.dockerfile import ImageRecipe, ModelFiles, write_context
 from modelplane.providers.docker import Image
 from modelplane.spec import EnvironmentSpec, ImageSpec
 
@@ -42,6 +44,16 @@ class ScoringImageArgs:
     """Port the scoring server listens on inside the container."""
 
 
+def base_image_of(spec: ImageSpec) -> str:
+    """The stack's own base image, else the base whose Python meets the conda `python` pin (the
+    default when none does: `spec.notices` has warned)."""
+    if spec.base is not None:
+        return spec.base
+    environment = spec.environment or EnvironmentSpec()
+    conda = conda_environment(spec.conda_file, environment.conda_dependencies)
+    return (base_for(conda.python if conda else None) or DEFAULT_BASE).image
+
+
 def recipe_for(args: ScoringImageArgs) -> ImageRecipe:
     spec = args.spec
     source_dir = spec.source_directory
@@ -55,7 +67,7 @@ def recipe_for(args: ScoringImageArgs) -> ImageRecipe:
         conda_file=spec.conda_file,
         pip_requirements=spec.pip_requirements,
         extra_docker_file_steps=spec.extra_docker_file_steps,
-        base_image=spec.base or DEFAULT_BASE_IMAGE,
+        base_image=base_image_of(spec),
         models=args.models,
         port=args.port,
         conda_dependencies=environment.conda_dependencies,

@@ -14,6 +14,7 @@ from pulumi import automation as auto
 
 from modelplane import operations
 from modelplane.automation import StackRef, on_stack, open_stack, printer
+from modelplane.destinations import RemoteDestinationError, check_url
 from modelplane.operations import (
     EXIT_DRIFTED,
     EXIT_FAILED,
@@ -148,6 +149,7 @@ def _read_data(data: str) -> Any:
 
 def _sample_input(swagger_uri: str) -> Any:
     """The example input that the entry script's input_schema put into the service's swagger."""
+    check_url(swagger_uri)
     swagger = requests.get(swagger_uri, timeout=30).json()
     example = swagger.get("definitions", {}).get("ServiceInput", {}).get("example")
     if example is None:
@@ -156,6 +158,7 @@ def _sample_input(swagger_uri: str) -> Any:
 
 
 def call_endpoint(endpoint: dict[str, Any], key: str | None, payload: Any, timeout: float = 60) -> requests.Response:
+    check_url(endpoint["scoring_uri"])
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
@@ -349,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except requests.RequestException as error:
         print(f"modelplane: request failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except RemoteDestinationError as error:
+        print(f"modelplane: refused: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

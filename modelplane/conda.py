@@ -4,20 +4,23 @@
 The base image has no conda, and AML environments keep their Python packages in the `pip:` section
 anyway; conda packages are installed from PyPI under the same name, their match specs translated
 (conda's `numpy=1.16` is `numpy 1.16.*`, so pip's `numpy==1.16.*`). The `python` pin is read, not
-installed: the image's Python is its base image's (`BASE_PYTHON`), and `spec.notices` says when the
-pin does not allow it.
+installed: it chooses the base image whose Python meets it (`base_for`), and `spec.notices` says
+when none does.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-# The Python of Modelplane's base image (Debian bookworm's python3, scripts/bootstrap).
-BASE_PYTHON = "3.11.2"
+from modelplane.base_images import DEFAULT_BASE, PYTHON_BASES, PythonBase
+
 # Conda packages that are not pip packages: the interpreter and the installer themselves.
 CONDA_ONLY = {"python", "pip"}
 MATCH_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.\-\[\],]+)\s*(?P<version>.*)$")
@@ -91,9 +94,26 @@ def pip_requirement(name: str, version: str) -> str:
     return f"{name}{pip_specifier(version)}"
 
 
-def python_allows(pin: str, python: str = BASE_PYTHON) -> bool:
+def python_allows(pin: str, python: str = DEFAULT_BASE.python) -> bool:
     """Whether a conda `python` dependency (`python=3.8`) admits this Python version."""
     try:
         return SpecifierSet(pip_specifier(split_match_spec(pin)[1])).contains(python, prereleases=True)
     except (InvalidSpecifier, CondaSpecError):
         return False
+
+
+def base_for(pin: str | None) -> PythonBase | None:
+    """The base image whose Python meets a `python` pin (the default when it does, or when there is no
+    pin); None when no base image here has such a Python."""
+    if pin is None:
+        return DEFAULT_BASE
+    return next((base for base in PYTHON_BASES if python_allows(pin, base.python)), None)
+
+
+def conda_environment(conda_file: Path | None, inline: Mapping[str, Any] | None) -> CondaEnvironment | None:
+    """An image's conda environment: its conda file, or an environment's inline dependencies."""
+    if conda_file is not None:
+        return read_environment(yaml.safe_load(conda_file.read_text(encoding="utf-8")))
+    if inline is not None:
+        return read_environment(inline)
+    return None

@@ -19,13 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from modelplane.conda import read_environment
+from modelplane.conda import conda_environment
 from modelplane.content import content_digest, files_under
 
 RUNTIME_REQUIREMENTS = ("azureml-inference-server-http==1.5.1",)
-DEFAULT_BASE_IMAGE = "modelplane/base:bookworm-py3"
 APP_ROOT = "/var/azureml-app"
 RUNTIME_SOURCE = Path(__file__).parent / "runtime"
 
@@ -70,11 +67,8 @@ def requirements_of(recipe: ImageRecipe) -> list[str]:
             for line in recipe.pip_requirements.read_text(encoding="utf-8").splitlines()
             if line.strip() and not line.strip().startswith("#")
         ]
-    if recipe.conda_file is not None:
-        return list(read_environment(yaml.safe_load(recipe.conda_file.read_text(encoding="utf-8"))).requirements)
-    if recipe.conda_dependencies is not None:
-        return list(read_environment(recipe.conda_dependencies).requirements)
-    return []
+    environment = conda_environment(recipe.conda_file, recipe.conda_dependencies)
+    return list(environment.requirements) if environment is not None else []
 
 
 def model_dir_env(recipe: ImageRecipe) -> str:

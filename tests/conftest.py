@@ -1,17 +1,54 @@
-"""Shared fixtures: a throwaway file backend for the real Pulumi engine."""
+"""Shared fixtures: a throwaway file backend for the real Pulumi engine, and a guard that keeps every
+connection the tests make on this machine."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import subprocess
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pulumi import automation as auto
 
+from modelplane.destinations import carried_here
 from modelplane.engine import EngineSettings, pulumi_command, venv_bin
+
+
+def destination_here(address: Any) -> bool:
+    """Whether a socket address (host, port, …) is one this machine carries itself."""
+    host = str(address[0])
+    try:
+        return carried_here(str(ipaddress.ip_address(host.split("%")[0])))
+    except ValueError:
+        return all(carried_here(str(info[4][0])) for info in socket.getaddrinfo(host, None))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def traffic_stays_here() -> Iterator[None]:
+    """Every TCP/UDP connection from the test process goes to loopback or a network this machine
+    carries (a Docker or cluster bridge); anything else fails the test before a packet leaves."""
+    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse_remote(sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not destination_here(address):
+            raise AssertionError(f"a test tried to reach {address[0]}, which is not on this machine")
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        refuse_remote(sock, address)
+        original_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        refuse_remote(sock, address)
+        return original_connect_ex(sock, address)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket.socket, "connect_ex", connect_ex)
+        yield
 
 
 @pytest.fixture

@@ -305,7 +305,7 @@ def test_a_registered_environment_is_named_in_a_warning(project: Project) -> Non
 
 def test_settings_the_environment_overrides_are_named(project: Project) -> None:
     spec = environment_config(
-        project, {"name": "env", "python": {"condaDependencies": {}}}, runtime="python", condaFile="myenv.yml"
+        project, {"name": "env", "python": {"condaDependencies": {}}}, runtime="spark-py", condaFile="myenv.yml"
     )
     found = warnings_of(spec)
     assert "`environment` is set" in found["runtime"] and "`environment` is set" in found["condaFile"]
@@ -327,8 +327,17 @@ def test_a_python_pin_the_base_image_cannot_meet_is_named_at_its_line(project: P
     )
     spec = load_stack(project.stack("    port: 8890\n"))
     by_line = {(w.file.rsplit("/", 1)[-1], w.line): w.message for w in spec.warnings}
-    assert "python=3.8 is pinned, but the image runs Python 3.11" in by_line[("myenv.yml", 5)]
+    assert "python=3.8 is pinned, but no base image here has such a Python" in by_line[("myenv.yml", 5)]
+    assert "the image runs Python 3.11.2" in by_line[("myenv.yml", 5)]
     assert "channels are not used" in by_line[("myenv.yml", 2)]
+
+
+def test_a_python_pin_chooses_the_debian_release_that_carries_it(project: Project, tmp_path: Path) -> None:
+    project.write("myenv.yml", "dependencies:\n  - python=3.9\n  - pip:\n    - joblib\n")
+    spec = load_stack(project.stack("    port: 8890\n"))
+    assert spec.warnings == ()
+    dockerfile = (build_context(planned(spec, tmp_path)) / "Dockerfile").read_text()
+    assert "FROM modelplane/base:bullseye-py3" in dockerfile
 
 
 def test_conda_version_specs_keep_their_meaning(project: Project, tmp_path: Path) -> None:
@@ -388,3 +397,88 @@ def test_docs_name_every_aml_key_modelplane_reads() -> None:
     docs = (ROOT / "docs" / "aml-v1.md").read_text()
     missing = [key for table in translated_keys().values() for key in table if f"`{key}`" not in docs]
     assert missing == []
+
+
+# --- shapes of the public samples a user tries first --------------------------------------------
+
+SAVED_ENVIRONMENT: dict[str, Any] = {
+    # What azureml-core's Environment serialises: every section, most of it defaults.
+    "name": "sklearn-env",
+    "version": None,
+    "environmentVariables": {"EXAMPLE_ENV_VAR": "EXAMPLE_VALUE"},
+    "python": {
+        "userManagedDependencies": False,
+        "interpreterPath": "python",
+        "condaDependenciesFile": None,
+        "baseCondaEnvironment": None,
+        "condaDependencies": {
+            "name": "project_environment",
+            "channels": ["anaconda", "conda-forge"],
+            "dependencies": ["python=3.11", {"pip": ["azureml-defaults"]}, "scikit-learn=1.7"],
+        },
+    },
+    "docker": {
+        "enabled": False,
+        "baseImage": None,
+        "baseDockerfile": None,
+        "sharedVolumes": True,
+        "shmSize": None,
+        "arguments": [],
+        "baseImageRegistry": {"address": None, "username": None, "password": None},
+        "platform": {"os": "Linux", "architecture": "amd64"},
+    },
+    "spark": {"repositories": [], "packages": [], "precachePackages": True},
+    "databricks": {"mavenLibraries": [], "pypiLibraries": [], "rLibraries": [], "jarLibraries": [], "eggLibraries": []},
+    "r": None,
+    "inferencingStackVersion": None,
+}
+SAMPLES: list[tuple[str, str, str]] = [
+    ("local-port", "deploymentconfig.json", '{"computeType": "local", "port": 32267}'),
+    (
+        "aci-docs",
+        "deploymentconfig.json",
+        '{"computeType": "aci", "containerResourceRequirements": {"cpu": 0.5, "memoryInGB": 1.0},'
+        ' "authEnabled": true, "sslEnabled": false, "appInsightsEnabled": false}',
+    ),
+    (
+        "aks-yaml-with-comments",
+        "deploymentconfig.json",
+        "# production\ncomputeType: AKS\nautoScaler:\n    autoscaleEnabled: True\n    minReplicas: 1\n"
+        "    maxReplicas: 3\n    refreshPeriodInSeconds: 10\n    targetUtilization: 70\n"
+        "containerResourceRequirements:\n    cpu: 1\n    memoryInGB: 0.5\nsslEnabled: False\n"
+        "authEnabled: True\nappInsightsEnabled: False\nmaxQueueWaitMs: 500\nscoringTimeoutMs: 5000\n",
+    ),
+    (
+        "inference-yaml-with-empty-keys",
+        "inferenceconfig.json",
+        "entryScript: score.py\nruntime: python\ncondaFile: myenv.yml\nextraDockerfileSteps:\n"
+        "sourceDirectory: .\nenableGpu: False\nbaseImage:\nbaseImageRegistry:\n",
+    ),
+    (
+        "inference-saved-environment",
+        "inferenceconfig.json",
+        json.dumps({"entryScript": "score.py", "environment": SAVED_ENVIRONMENT}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "file", "text"), SAMPLES, ids=[sample[0] for sample in SAMPLES])
+def test_public_sample_shapes_load_without_error(project: Project, name: str, file: str, text: str) -> None:
+    project.write(file, text)
+    is_deployment = file.startswith("deployment")
+    cluster = "    cluster: aks\n" if "AKS" in text else ""
+    endpoint = f"    deployment_config: deploymentconfig.json\n{cluster}" if is_deployment else "    port: 8890\n"
+    spec = load_stack(project.stack(endpoint))
+    # Only what the sample sets to something other than AML's defaults is named.
+    named = {warning.path for warning in spec.warnings}
+    expected = {
+        "aks-yaml-with-comments": {"sslEnabled"},
+        "inference-saved-environment": {"environment.python.condaDependencies"},
+    }.get(name, set())
+    assert named <= expected | {"channels"}, spec.warnings
+
+
+def test_a_bad_key_is_reported_without_its_value(project: Project) -> None:
+    with pytest.raises(SpecError) as error:
+        deploy_config(project, {"computeType": "ACI", "keys": {"primaryKey": 123456789}})
+    assert "keys.primaryKey" in str(error.value) and "123456789" not in str(error.value)

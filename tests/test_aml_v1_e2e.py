@@ -1,6 +1,6 @@
 """AML v1 files on the real engine and Docker: an inference config with an inline environment, whose
 score.py reads the environment's variable and a folder model where AML puts it; and a conda file pinned
-to a Python the image cannot have, which is named in a warning while the service runs on the image's."""
+to Python 3.9, served by Debian bullseye's Python (its base image made on first use)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def project(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], list[int]]]:
     (tmp_path / "linear").mkdir()
     (tmp_path / "linear" / "weights.json").write_text(json.dumps({"w": [1, 2, 3]}))
     (tmp_path / "inferenceconfig.json").write_text(json.dumps(INFERENCE_CONFIG, indent=2))
-    (tmp_path / "pinned.yml").write_text("name: old\ndependencies:\n  - python=3.8\n  - pip\n")
+    (tmp_path / "pinned.yml").write_text("name: old\ndependencies:\n  - python=3.9\n  - pip\n")
     (tmp_path / "pinned.json").write_text('{"entryScript": "score.py", "condaFile": "pinned.yml",}\n')
     ports = [free_port(), free_port()]
     name = f"amlv1{ports[0]}"
@@ -91,13 +91,13 @@ def wait_ready(port: int, seconds: float = 120) -> None:
     raise AssertionError(f"the endpoint on port {port} never became ready")
 
 
-def test_inline_environment_folder_model_and_python_pin(project: tuple[Path, dict[str, str], list[int]]) -> None:
+def test_inline_environment_folder_model_and_a_python_pin(project: tuple[Path, dict[str, str], list[int]]) -> None:
     stack, env, ports = project
     validated = succeeded(modelplane("validate", None, env, str(stack)))
-    assert "pinned.yml:3:5: dependencies[0]: python=3.8 is pinned, but the image runs Python 3.11" in validated.stderr
-    deployed = succeeded(modelplane("up", stack, env, "--yes"))
-    assert "python=3.8 is pinned" in deployed.stdout + deployed.stderr, "the engine run names the pin too"
+    assert "warning" not in validated.stderr, validated.stderr
+    succeeded(modelplane("up", stack, env, "--yes"))
     keys = json.loads(succeeded(modelplane("outputs", stack, env, "--show-secrets")).stdout)["endpoint_keys"]
+    pythons = {"greeter": "3.11.2", "pinned": "3.9.2"}
     for endpoint, port in zip(("greeter", "pinned"), ports, strict=True):
         wait_ready(port)
         answer = requests.post(
@@ -108,7 +108,7 @@ def test_inline_environment_folder_model_and_python_pin(project: tuple[Path, dic
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["score"] == 6
-        assert answer.json()["python"].startswith("3.11.")
+        assert answer.json()["python"] == pythons[endpoint]
     greeting = requests.post(
         f"http://127.0.0.1:{ports[0]}/score",
         json={"data": [0, 0, 0]},

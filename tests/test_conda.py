@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modelplane.base_images import DEFAULT_BASE
 from modelplane.conda import (
-    BASE_PYTHON,
     CondaSpecError,
+    base_for,
     pip_requirement,
     python_allows,
     read_environment,
@@ -69,4 +70,22 @@ def test_an_environment_file_gives_its_pin_channels_and_requirements(tmp_path: P
     ],
 )
 def test_the_python_pin_is_checked_against_the_base_image(pin: str, allowed: bool) -> None:
-    assert python_allows(pin) is allowed, f"python={pin} against {BASE_PYTHON}"
+    assert python_allows(pin) is allowed, f"{pin} against {DEFAULT_BASE.python}"
+
+
+@pytest.mark.parametrize(
+    ("pin", "suite"),
+    [
+        (None, "bookworm"),
+        ("python=3.11", "bookworm"),
+        ("python>=3.8", "bookworm"),
+        ("python=3.9", "bullseye"),
+        ("python 3.9.2", "bullseye"),
+        ("python>=3.12", "trixie"),
+        ("python=3.8", None),
+        ("python=3.9.7", None),
+    ],
+)
+def test_a_pin_chooses_the_base_image_whose_python_meets_it(pin: str | None, suite: str | None) -> None:
+    base = base_for(pin)
+    assert (base.suite if base else None) == suite

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -225,6 +226,23 @@ class Container(Resource, module="docker", name="Container"):
         )
 
 
+def _ensure_base_image(client: docker.DockerClient, dockerfile: Path) -> None:
+    """Make the Modelplane base image the Dockerfile starts FROM when the engine lacks it (a Python
+    pin chose a Debian release whose base is made on first use)."""
+    from docker import errors
+
+    from modelplane.base_images import base_named, build_base_image
+
+    first = next((line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("FROM ")), "")
+    base = base_named(first)
+    if base is None:
+        return
+    try:
+        client.images.get(base.image)
+    except errors.ImageNotFound:
+        build_base_image(base)
+
+
 class ImageProvider(ResourceProvider):
     """Builds an image from a context folder under a content-addressed tag; removes it on delete."""
 
@@ -232,6 +250,7 @@ class ImageProvider(ResourceProvider):
         from docker import errors
 
         client = _client()
+        _ensure_base_image(client, Path(props["context"]) / (props.get("dockerfile") or "Dockerfile"))
         try:
             image, _logs = client.images.build(
                 path=props["context"],

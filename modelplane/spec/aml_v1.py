@@ -120,6 +120,8 @@ ENVIRONMENT_OVERRIDES = (
     "baseImage",
     "baseImageRegistry",
 )
+# Values that say nothing beside an environment (the only runtime there is).
+INFERENCE_DEFAULTS = {"runtime": "python"}
 ENVIRONMENT_KEYS: dict[str, PathKey] = {
     "name": ("environment", "name"),
     "version": ("environment", "version"),
@@ -134,6 +136,9 @@ ENVIRONMENT_KEYS: dict[str, PathKey] = {
 ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "python.interpreterPath": "python",
     "docker.sharedVolumes": True,
+    # Images here are linux/amd64, as these say.
+    "docker.platform.os": "Linux",
+    "docker.platform.architecture": "amd64",
     "spark.precachePackages": True,
 }
 
@@ -257,8 +262,9 @@ def translate_inference_config(doc: Document, _declared_type: str | None = None)
         elif unset(value):
             continue
         elif environment is not None and key in ENVIRONMENT_OVERRIDES:
-            message = "ignored: `environment` is set, and Azure ML then takes this setting from it"
-            result.findings.warnings.append(doc.problem(source, message, key))
+            if str(value).lower() != INFERENCE_DEFAULTS.get(key):
+                message = "ignored: `environment` is set, and Azure ML then takes this setting from it"
+                result.findings.warnings.append(doc.problem(source, message, key))
         else:
             result.set(INFERENCE_KEYS[key], value, source)
     return result

@@ -3,7 +3,7 @@ with its file, line and the reason, so that nothing a user wrote is dropped in s
 
 - A field marked `NoEffect` in the schema, set to anything but its default.
 - An environment given only by name (a registered one, which is not read here).
-- A conda environment's `python` pin that the image's Python does not meet, and its channels (the
+- A conda environment's `python` pin that no base image's Python meets, and its channels (the
   packages come from PyPI). A conda spec with no pip equivalent is a problem, not a warning.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from modelplane.conda import BASE_PYTHON, CondaSpecError, pip_requirement, python_allows, split_match_spec
+from modelplane.base_images import DEFAULT_BASE, available
+from modelplane.conda import CondaSpecError, base_for, pip_requirement, split_match_spec
 from modelplane.source import PathKey, Problem, SpecError, load_document
 from modelplane.spec.positions import Findings, Origins, display, model_of
 from modelplane.spec.references import SECTIONS, items
@@ -58,7 +59,7 @@ def _environment(image: dict[str, Any], where: PathKey, origins: Origins, found:
     if isinstance(environment, dict) and _registered_only(environment):
         message = (
             f"the registered environment '{environment.get('name')}' is not read here: the image gets"
-            f" Modelplane's default environment (Python {BASE_PYTHON}, the AML inference server); give its"
+            f" Modelplane's default environment (Python {DEFAULT_BASE.python}, the AML inference server); give its"
             " python.condaDependencies inline to install its packages"
         )
         found.warnings.append(origins.problem((*where, "environment"), message))
@@ -108,9 +109,9 @@ def _conda(data: Any, problem_at: ProblemAt, found: Findings) -> None:
         except CondaSpecError as error:
             found.problems.append(problem_at(where, str(error)))
             continue
-        if name == "python" and version and not python_allows(str(dependency)):
+        if name == "python" and version and base_for(str(dependency)) is None:
             message = (
-                f"{dependency} is pinned, but the image runs Python {BASE_PYTHON}, the Python of Modelplane's"
-                " base image: no image with another Python can be had on this machine"
+                f"{dependency} is pinned, but no base image here has such a Python (available: {available()},"
+                f" Debian's): the image runs Python {DEFAULT_BASE.python}"
             )
             found.warnings.append(problem_at(where, message))

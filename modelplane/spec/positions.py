@@ -27,6 +27,10 @@ class Findings:
         self.warnings.extend(other.warnings)
 
 
+# Fields whose value is a secret: problems with them do not repeat the value.
+SECRET_FIELDS = frozenset({"primary_key", "secondary_key", "password"})
+
+
 class Origins:
     """Where each value of the merged stack data came from, for error positions."""
 
@@ -82,6 +86,8 @@ def pydantic_problems(error: ValidationError, origins: Origins, data: dict[str, 
             path = (*path, "compute_type") if kind == "union_tag_invalid" else path
         elif kind == "value_error":
             message = str(item["msg"]).removeprefix("Value error, ")
+        elif path and path[-1] in SECRET_FIELDS:
+            message = str(item["msg"])  # Never echo what was given for a secret.
         else:
             message = f"{item['msg']} (got {item.get('input')!r})"
         problems.append(origins.problem(path, message))
