@@ -7,11 +7,13 @@ import ipaddress
 import socket
 import subprocess
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from pulumi import automation as auto
 
 from modelplane.destinations import carried_here
@@ -112,3 +114,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int, seconds: float = 120) -> None:
+    """Until the local endpoint on `port` answers /ready (its scoring server has loaded the model)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the endpoint on port {port} never became ready")

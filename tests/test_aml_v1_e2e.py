@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import requests
 
 from modelplane.engine import PROJECT_ROOT
-from tests.conftest import free_port, modelplane, succeeded
+from tests.conftest import free_port, modelplane, succeeded, wait_ready
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
@@ -77,18 +76,6 @@ def project(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], list[int]]]:
     yield stack, env, ports
     modelplane("destroy", stack, env, "--yes")
     (PROJECT_ROOT / f"Pulumi.{name}.yaml").unlink(missing_ok=True)
-
-
-def wait_ready(port: int, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the endpoint on port {port} never became ready")
 
 
 def test_inline_environment_folder_model_and_a_python_pin(project: tuple[Path, dict[str, str], list[int]]) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from docker.errors import NotFound
 from sklearn.linear_model import Ridge
 
 from modelplane.engine import PROJECT_ROOT
-from tests.conftest import free_port, modelplane, succeeded
+from tests.conftest import free_port, modelplane, succeeded, wait_ready
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
@@ -91,18 +90,6 @@ endpoints:
     (PROJECT_ROOT / f"Pulumi.{name}.yaml").unlink(missing_ok=True)  # the engine's stack settings
 
 
-def _wait_ready(port: int, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the endpoint on port {port} never became ready")
-
-
 def _score(port: int, key: str | None, body: Any = SAMPLE) -> requests.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return requests.post(f"http://127.0.0.1:{port}/score", json=body, headers=headers, timeout=30)
@@ -120,7 +107,7 @@ def test_local_workflow_end_to_end(local_stack: LocalStack) -> None:
     endpoint = outputs["endpoints"]["web"]
     assert endpoint["scoring_uri"] == f"http://127.0.0.1:{stack.port}/score"
     keys = stack.outputs(show_secrets=True)["endpoint_keys"]["web"]
-    _wait_ready(stack.port)
+    wait_ready(stack.port)
 
     # With a key (either one) the model answers; without one, 401.
     first = _score(stack.port, keys["primary_key"])
@@ -172,7 +159,7 @@ def test_local_workflow_end_to_end(local_stack: LocalStack) -> None:
         docker.from_env().images.get(image_before)
     keys_after = stack.outputs(show_secrets=True)["endpoint_keys"]["web"]
     assert keys_after == keys, "a new model keeps the endpoint's keys"
-    _wait_ready(stack.port)
+    wait_ready(stack.port)
     answer = _score(stack.port, keys["primary_key"])
     assert answer.status_code == 200
     assert answer.json()[0] == pytest.approx(float(retrained.predict([SAMPLE["data"][0]])[0]), rel=1e-6)
