@@ -9,7 +9,8 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 bootstrap:
 	@scripts/bootstrap
 
-# The local Kubernetes control plane and the pulumi-kubernetes plugin: only the tests need them.
+# The local Kubernetes control plane, a real node (kubelet, kube-proxy, containerd, registry) and the
+# pulumi-kubernetes plugin: the tests and the k8s-local stack need them.
 bootstrap-kubernetes: bootstrap
 	@scripts/bootstrap-kubernetes
 

@@ -143,6 +143,7 @@ class AksCluster(pulumi.ComponentResource):
         self.cluster_purpose = spec.cluster_purpose
         self.load_balancer_type = spec.load_balancer_type
         self.ssl = spec.ssl
+        self.node_address = spec.attach.node_address if spec.attach is not None else None
         access = self._access(name, args)
         self.kubernetes_version = access.kubernetes_version
         self.managed_cluster_name = access.managed_cluster_name

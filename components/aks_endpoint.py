@@ -18,6 +18,12 @@ from modelplane.spec import AksEndpointSpec, Autoscale, SslSpec
 
 CONTAINER_PORT = 5001
 SERVICE_PORT = 80
+# pulumi-kubernetes waits this long for a Deployment to roll out, then fails the update.
+ROLLOUT_TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
+IMAGE_START_SECONDS = 60
+# A replica leaves the Service's endpoints before it is told to stop, so that no new request
+# reaches a stopping server (kube-proxy needs a moment to drop it).
+PRE_STOP_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,13 @@ def container_resources(spec: AksEndpointSpec) -> dict[str, dict[str, str]]:
     if spec.gpu_cores:
         limits["nvidia.com/gpu"] = str(spec.gpu_cores)
     return {"requests": requests, "limits": limits}
+
+
+def rollout_timeout_seconds(spec: AksEndpointSpec) -> int:
+    """How long `up` waits for a roll-out: the liveness probe's window (a replica that has not become
+    Ready by then will not) plus a minute to pull the image and start."""
+    probe = spec.liveness_probe
+    return probe.initial_delay_seconds + probe.period_seconds * probe.failure_threshold + IMAGE_START_SECONDS
 
 
 def liveness_probe(spec: AksEndpointSpec) -> dict[str, object]:
@@ -153,6 +166,7 @@ def scoring_container(args: AksEndpointArgs, env: list[dict[str, object]]) -> di
         "env": env,
         "resources": container_resources(args.spec),
         "liveness_probe": liveness_probe(args.spec),
+        "lifecycle": {"pre_stop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
         "readiness_probe": {
             "http_get": {"path": "/ready", "port": CONTAINER_PORT},
             "period_seconds": 5,
@@ -242,9 +256,10 @@ class AksEndpoint(pulumi.ComponentResource):
             )
             pod_spec["image_pull_secrets"] = [{"name": pull_secret.metadata.name}]
         scaling = args.spec.scaling
+        annotations = {**MANAGED_ANNOTATIONS, ROLLOUT_TIMEOUT_ANNOTATION: str(rollout_timeout_seconds(args.spec))}
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=metadata,
+            metadata={**metadata, "annotations": annotations},
             spec={
                 "replicas": args.spec.num_replicas if scaling is None else scaling.min_replicas,
                 "selector": {"match_labels": {"app.kubernetes.io/name": args.endpoint_name}},
@@ -285,6 +300,12 @@ class AksEndpoint(pulumi.ComponentResource):
         if args.cluster.ssl is not None:
             self._ingress(name, args, args.cluster.ssl, metadata, path, on_cluster)
             return pulumi.Output.from_input(f"https://{args.cluster.ssl.cname}{path}")
+        node_address = args.cluster.node_address
+        if node_address is not None:
+            node_port: pulumi.Output[Any] = service.spec.ports.apply(
+                lambda ports: ports[0].node_port if ports else None
+            )
+            return node_port.apply(lambda port: f"http://{node_address}:{port}")
         host = service.status.apply(load_balancer_host)
         return pulumi.Output.all(host, service.spec.cluster_ip).apply(
             lambda parts: f"http://{parts[0] or parts[1] or args.endpoint_name}"

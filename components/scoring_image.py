@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from modelplane.spec import EnvironmentSpec, ImageSpec
 
 @dataclass(frozen=True)
 class RegistryTarget:
-    """A registry the image is pushed to (the workspace's container registry)."""
+    """A registry the image is pushed to (the workspace's container registry, or an attached cluster's)."""
 
     server: pulumi.Input[str]
     """Login server, e.g. myregistry.azurecr.io."""
@@ -24,6 +25,14 @@ class RegistryTarget:
     """Registry user."""
     password: pulumi.Input[str]
     """Registry password (a secret)."""
+
+
+def registry_from_file(path: Path) -> RegistryTarget:
+    """A registry's address and credentials from a JSON file (the local cluster's `registry.json`)."""
+    found = json.loads(path.read_text())
+    return RegistryTarget(
+        server=str(found["address"]), username=str(found["username"]), password=pulumi.Output.secret(found["password"])
+    )
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,22 @@ def _confirm(question: str, assume_yes: bool) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
+def _print_failing_pods(spec: StackSpec) -> None:
+    """After a failed update: the pods of the stack's clusters (reached by kubeconfig) that are not Ready."""
+    from modelplane.kube_diagnosis import failing_pods
+
+    kubeconfigs = {c.attach.kubeconfig for c in spec.clusters.values() if c.attach and c.attach.kubeconfig}
+    for kubeconfig in sorted(kubeconfigs):
+        try:
+            failures = failing_pods(kubeconfig)
+        except (OSError, ValueError, requests.RequestException) as error:
+            print(f"modelplane: could not read the pods of {kubeconfig}: {error}", file=sys.stderr)
+            continue
+        for failure in failures:
+            for line in failure.lines():
+                print(f"modelplane: {line}", file=sys.stderr)
+
+
 def _up(args: argparse.Namespace) -> int:
     ref, spec = _checked(args)
     progress = printer() if not args.yes else None
@@ -107,6 +123,9 @@ def _up(args: argparse.Namespace) -> int:
         outcome = operations.up(
             open_stack(ref), _policies(args, ref), lambda _plan: _confirm("Apply these changes?", args.yes), progress
         )
+    except auto.CommandError:
+        _print_failing_pods(spec)
+        raise
     except OperationError as error:
         if error.plan is not None:
             from modelplane.plan.render import render_text

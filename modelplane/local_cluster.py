@@ -1,11 +1,14 @@
 """A real Kubernetes control plane on loopback, for tests and demos of the AKS path.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler run as local processes (built from
-Go modules by scripts/bootstrap-kubernetes); kwok fakes the nodes and the kubelet, so Deployments
-are scheduled and their pods become Ready without a container runtime. The API server speaks TLS
-with a self-signed CA, authenticates an admin by a static token and authorises with RBAC.
+Go modules by scripts/bootstrap-kubernetes). The nodes are either one real node (`real_node`:
+containerd, kubelet and kube-proxy run the pods, and a registry holds their images; see
+`modelplane.local_node`) or kwok's fake ones, for scale tests: Deployments are scheduled and their
+pods become Ready without a container runtime. The API server speaks TLS with a self-signed CA,
+authenticates an admin by a static token and authorises with RBAC.
 
-    python -m modelplane.local_cluster up   # prints the kubeconfig path; Ctrl-C stops it
+    python -m modelplane.local_cluster up              # a real node; prints the kubeconfig path
+    python -m modelplane.local_cluster up --fake-nodes # kwok's nodes instead; Ctrl-C stops either
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import IO, Any
 import yaml
 
 from modelplane.engine import state_root
+from modelplane.local_node import LocalNode, node_dir
 
 CACHE = Path(os.environ.get("MODELPLANE_CACHE", Path.home() / ".cache" / "modelplane"))
 # What scripts/bootstrap-kubernetes builds; the folder name carries the versions.
@@ -77,6 +81,9 @@ class Credentials:
     service_account_public_key: Path
     token_file: Path
     admin_token: str
+    kubelet_client_cert: Path
+    """The API server's client certificate towards kubelets (logs, exec), which trust the CA."""
+    kubelet_client_key: Path
 
 
 def _pem_key(key: Any) -> bytes:
@@ -143,15 +150,25 @@ def _serving_certificate(ca_key: Any, ca: Any) -> tuple[Any, Any]:
     return key, _certificate("kube-apiserver", ca.subject, key.public_key(), ca_key, [(names, False), (usage, False)])
 
 
+def _kubelet_client_certificate(ca_key: Any, ca: Any) -> tuple[Any, Any]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH])
+    return key, _certificate("kube-apiserver-kubelet-client", ca.subject, key.public_key(), ca_key, [(usage, False)])
+
+
 def write_credentials(folder: Path) -> Credentials:
-    """A CA, a serving certificate for 127.0.0.1/localhost, a service-account key pair and an admin
-    token in group system:masters (RBAC's superuser group)."""
+    """A CA, a serving certificate for 127.0.0.1/localhost, the API server's client certificate for
+    kubelets, a service-account key pair and an admin token in group system:masters (RBAC's superuser group)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     folder.mkdir(parents=True, exist_ok=True)
     ca_key, ca = _certificate_authority()
     serving_key, serving = _serving_certificate(ca_key, ca)
+    client_key, client = _kubelet_client_certificate(ca_key, ca)
     account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     account_public = account_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -165,6 +182,10 @@ def write_credentials(folder: Path) -> Credentials:
         service_account_public_key=_write_private(folder / "service-account.pub", account_public),
         token_file=_write_private(folder / "tokens.csv", f'{token},admin,admin,"system:masters"\n'.encode()),
         admin_token=token,
+        kubelet_client_cert=_write_private(
+            folder / "kubelet-client.crt", client.public_bytes(serialization.Encoding.PEM)
+        ),
+        kubelet_client_key=_write_private(folder / "kubelet-client.key", _pem_key(client_key)),
     )
 
 
@@ -205,12 +226,16 @@ class LocalCluster:
 
     workdir: Path
     nodes: int = 2
+    """kwok's fake nodes."""
+    real_node: bool = False
+    """One real node (containerd, kubelet, kube-proxy) and a registry."""
     root: Path = field(default_factory=control_plane_dir)
     log: IO[str] | None = None
     """Progress lines go here (stderr by default)."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     server: str = ""
     startup_seconds: float = 0.0
+    node: LocalNode | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -219,16 +244,28 @@ class LocalCluster:
     def _say(self, message: str) -> None:
         print(f"[local-cluster] {message}", file=self.log or sys.stderr, flush=True)
 
-    def _spawn(self, name: str, args: Sequence[str]) -> None:
+    def spawn(
+        self, name: str, args: Sequence[str], binary: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """Start one of the cluster's processes (the control plane's binary `name` unless `binary`)."""
         log_file = (self.workdir / "logs" / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
-            [str(self.root / "bin" / name), *args],
+            [str(binary or self.root / "bin" / name), *args],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=env,
         )
         log_file.close()
+
+    @staticmethod
+    def free_port() -> int:
+        return free_port()
+
+    @staticmethod
+    def error(message: str) -> ClusterError:
+        return ClusterError(message)
 
     def _check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -236,7 +273,7 @@ class LocalCluster:
                 tail = (self.workdir / "logs" / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
                 raise ClusterError(f"{name} exited with {process.returncode}:\n" + "\n".join(tail))
 
-    def _wait(self, what: str, ready: Any, timeout: float = 90.0) -> None:
+    def wait_for(self, what: str, ready: Any, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
@@ -281,11 +318,16 @@ class LocalCluster:
         credentials = write_credentials(self.workdir / "pki")
         try:
             self._start(credentials)
+            if self.real_node:
+                self._say("starting a real node: containerd, kubelet, kube-proxy and a registry")
+                self.node = LocalNode(self, node_dir(KUBERNETES_VERSION))
+                self.node.start()
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
-        self._say(f"ready in {self.startup_seconds:.1f} s: {self.server} ({self.nodes} kwok nodes)")
+        nodes = f"{self.nodes} kwok nodes" + (" and a real node" if self.real_node else "")
+        self._say(f"ready in {self.startup_seconds:.1f} s: {self.server} ({nodes})")
         return self
 
     def _start(self, credentials: Credentials) -> None:
@@ -298,7 +340,7 @@ class LocalCluster:
         etcd_port, peer_port = free_port(), free_port()
         etcd = f"http://127.0.0.1:{etcd_port}"
         self._say("starting etcd")
-        self._spawn(
+        self.spawn(
             "etcd",
             [
                 "--name=local",
@@ -313,14 +355,14 @@ class LocalCluster:
                 "--unsafe-no-fsync",
             ],
         )
-        self._wait("etcd", lambda: urllib.request.urlopen(f"{etcd}/health", timeout=2).status == 200)
+        self.wait_for("etcd", lambda: urllib.request.urlopen(f"{etcd}/health", timeout=2).status == 200)
         return etcd
 
     def _start_apiserver(self, etcd: str, credentials: Credentials) -> None:
         api_port = free_port()
         self.server = f"https://127.0.0.1:{api_port}"
         self._say("starting kube-apiserver")
-        self._spawn(
+        self.spawn(
             "kube-apiserver",
             [
                 f"--etcd-servers={etcd}",
@@ -330,6 +372,10 @@ class LocalCluster:
                 f"--cert-dir={self.workdir / 'pki'}",
                 f"--tls-cert-file={credentials.serving_cert}",
                 f"--tls-private-key-file={credentials.serving_key}",
+                f"--kubelet-client-certificate={credentials.kubelet_client_cert}",
+                f"--kubelet-client-key={credentials.kubelet_client_key}",
+                # The node's address, never its name: no lookup leaves the machine.
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--client-ca-file={credentials.ca_cert}",
                 f"--token-auth-file={credentials.token_file}",
                 "--authorization-mode=RBAC",
@@ -341,14 +387,14 @@ class LocalCluster:
                 "--enable-priority-and-fairness=false",
             ],
         )
-        self._wait("kube-apiserver /readyz", lambda: self._api_ready(credentials))
+        self.wait_for("kube-apiserver /readyz", lambda: self._api_ready(credentials))
         self.kubeconfig.write_text(kubeconfig_text(self.server, credentials))
         self.kubeconfig.chmod(0o600)
 
     def _start_controllers(self, credentials: Credentials) -> None:
         kubeconfig = f"--kubeconfig={self.kubeconfig}"
         self._say("starting kube-controller-manager, kube-scheduler and kwok")
-        self._spawn(
+        self.spawn(
             "kube-controller-manager",
             [
                 kubeconfig,
@@ -361,13 +407,13 @@ class LocalCluster:
                 "--controllers=*",
             ],
         )
-        self._spawn(
+        self.spawn(
             "kube-scheduler",
             [kubeconfig, "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false"],
         )
         stages = sorted(str(path) for path in (self.root / "stages").glob("*.yaml"))
         key, value = FAKE_NODE_ANNOTATION
-        self._spawn(
+        self.spawn(
             "kwok",
             [
                 kubeconfig,
@@ -381,12 +427,14 @@ class LocalCluster:
         )
 
     def _add_nodes(self) -> None:
-        self._wait(
+        self.wait_for(
             "the default service account", lambda: "default" in self.kubectl("get", "serviceaccounts", "-o", "name")
         )
+        if not self.nodes:
+            return
         nodes = [fake_node(f"kwok-node-{index}") for index in range(self.nodes)]
         self.kubectl("apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
-        self._wait("Ready nodes", self._nodes_ready)
+        self.wait_for("Ready nodes", self._nodes_ready)
 
     def _nodes_ready(self) -> bool:
         nodes = self.get_json("nodes")["items"]
@@ -398,6 +446,8 @@ class LocalCluster:
         return len(ready) == self.nodes
 
     def stop(self) -> None:
+        if self.node is not None:
+            self.node.stop()
         for name in reversed(list(self.processes)):
             process = self.processes[name]
             if process.poll() is None:
@@ -409,6 +459,9 @@ class LocalCluster:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.processes.clear()
+        if self.node is not None:
+            self.node.clean_up()
+            self.node = None
 
     def __enter__(self) -> LocalCluster:
         return self.start()
@@ -419,12 +472,14 @@ class LocalCluster:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    fake = "--fake-nodes" in args
+    args = [arg for arg in args if arg != "--fake-nodes"]
     if args[:1] != ["up"]:
-        print("usage: python -m modelplane.local_cluster up [WORKDIR]", file=sys.stderr)
+        print("usage: python -m modelplane.local_cluster up [WORKDIR] [--fake-nodes]", file=sys.stderr)
         return 2
     workdir = Path(args[1]) if len(args) > 1 else state_root() / "local-cluster"
     shutil.rmtree(workdir, ignore_errors=True)
-    cluster = LocalCluster(workdir)
+    cluster = LocalCluster(workdir, nodes=2 if fake else 0, real_node=not fake)
     try:
         cluster.start()
     except ClusterError as error:
@@ -433,11 +488,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"kubeconfig: {cluster.kubeconfig}\nkubectl:    {cluster.root / 'bin' / 'kubectl'}\nCtrl-C stops the cluster."
     )
+    # Ctrl-C or a plain `kill` stop the cluster cleanly, even when started in the background by a shell
+    # that ignores SIGINT for its background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         signal.pause()
     except KeyboardInterrupt:
         pass
     finally:
+        # A second signal must not leave the node's containers, mounts and rules behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         cluster.stop()
     return 0
 

@@ -167,9 +167,31 @@ def build_images(context: BuildContext) -> None:
             models=files,
             build_root=context.options.state_dir / "build" / context.stack_name,
             repository_prefix=f"modelplane/{context.stack_name}",
-            registry=context.azure.registry if context.azure is not None else None,
+            registry=image_registry(context, name),
         )
         context.out.images[name] = ScoringImage(f"image-{name}", args, context.opts)
+
+
+def cluster_registry(context: BuildContext, cluster_name: str) -> RegistryTarget | None:
+    """Where a cluster pulls images from: the workspace's registry on Azure, else an attached cluster's own."""
+    if context.azure is not None:
+        return context.azure.registry
+    attach = context.spec.clusters[cluster_name].attach
+    if attach is None or attach.registry is None:
+        return None
+    from components.scoring_image import registry_from_file
+
+    return registry_from_file(attach.registry)
+
+
+def image_registry(context: BuildContext, image_name: str) -> RegistryTarget | None:
+    """Where an image is pushed: the registry of the first cluster that serves it (the workspace's on Azure)."""
+    if context.azure is not None:
+        return context.azure.registry
+    clusters = [
+        e.cluster for e in context.spec.endpoints.values() if isinstance(e, AksEndpointSpec) and e.image == image_name
+    ]
+    return next((found for name in clusters if (found := cluster_registry(context, name)) is not None), None)
 
 
 def build_clusters(context: BuildContext) -> None:
@@ -232,7 +254,7 @@ def aks_endpoint(context: BuildContext, name: str, endpoint: AksEndpointSpec) ->
         spec=endpoint,
         image_ref=context.out.images[endpoint.image].image_ref,
         cluster=context.out.clusters[endpoint.cluster],
-        registry=context.azure.registry if context.azure is not None else None,
+        registry=cluster_registry(context, endpoint.cluster),
         service_type=context.spec.clusters[endpoint.cluster].service_type,
         environment=context.spec.tags.get("environment"),
     )

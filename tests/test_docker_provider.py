@@ -1,8 +1,12 @@
-"""The Docker providers' diff decisions, without an engine (what recreates a container, rebuilds an image)."""
+"""The Docker providers' decisions: what recreates a container, rebuilds an image, and what a delete removes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import docker
+import pytest
 
 from modelplane.providers.docker import ContainerProvider, ImageProvider
 
@@ -38,3 +42,27 @@ def test_an_image_built_with_retired_gpu_labels_is_not_rebuilt() -> None:
     built = {"tag": "t:1", "dockerfile": "Dockerfile", "image_id": "sha256:1", "labels": {"modelplane.gpu": "true"}}
     diff = ImageProvider().diff("t:1", built, {"tag": "t:1", "dockerfile": "Dockerfile", "labels": {}})
     assert not diff.changes, diff.replaces
+
+
+@pytest.mark.docker
+def test_a_resource_left_from_a_failed_update_leaves_its_successors_image(tmp_path: Path) -> None:
+    """After a failed update the old image resource is deleted only after its successor rebuilt the same
+    context under the same tag: the successor's image must survive that delete."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY weights.txt /weights.txt\n")
+    (tmp_path / "weights.txt").write_text("1 2 3\n")
+    props = {
+        "context": str(tmp_path),
+        "dockerfile": "Dockerfile",
+        "tag": f"modelplane/test-successor:{tmp_path.name.lower()}",
+    }
+    provider = ImageProvider()
+    old = provider.create(props)
+    successor = provider.create(props)
+    assert old.outs is not None and successor.outs is not None
+    try:
+        provider.delete(old.id, old.outs)
+        assert docker.from_env().images.get(props["tag"]).id == successor.outs["image_id"]
+    finally:
+        provider.delete(successor.id, successor.outs)
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker.from_env().images.get(props["tag"])

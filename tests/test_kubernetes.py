@@ -1,11 +1,12 @@
-"""The Kubernetes half of the AKS path against a real API server.
+"""The AKS path on a real cluster: a local control plane and a real node (containerd, kubelet,
+kube-proxy) that pulls the scoring images from a local registry with htpasswd auth
+(modelplane/local_cluster.py, modelplane/local_node.py).
 
-A local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler; kwok for the
-nodes and kubelets; modelplane/local_cluster.py) gets a copy of stacks/k8s-local.yaml through the
-real engine and the pulumi-kubernetes provider: two autoscaled endpoints with keys. The tests run in
-order on that one deployment: up and roll-out → no perpetual diff → a new model rolls the Deployment
-→ drift (scale, deleted Service, changed Secret) found and remediated → the policy pack's AKS rules
-on the real preview → destroy.
+A copy of stacks/k8s-local.yaml goes through the real engine and the pulumi-kubernetes provider: two
+autoscaled endpoints with keys. The tests run in order on that one deployment: up, pods Ready through
+their probes, calls through the NodePort (with and without the key) → no perpetual diff → a new model
+rolls the Deployment → drift (scale, deleted Service, changed Secret) found and remediated → the policy
+pack's AKS rules on the real preview → destroy.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,15 +27,18 @@ from typing import Any
 
 import joblib
 import pytest
+import requests
 from sklearn.linear_model import Ridge
 
 from modelplane.engine import PROJECT_ROOT
 from modelplane.local_cluster import LocalCluster, free_port, missing_binaries
+from modelplane.local_node import NODE_NAME
 from tests.conftest import modelplane, succeeded
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker, pytest.mark.kubernetes]
 
 STACK = PROJECT_ROOT / "stacks" / "k8s-local.yaml"
+SAMPLE = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}
 EXAMPLES = PROJECT_ROOT / "examples"
 
 
@@ -77,6 +83,7 @@ def stack_copy(
     """stacks/k8s-local.yaml for the test's cluster, as `<folder>/<name>.yaml` (copies with the same
     name are the same engine stack)."""
     text = STACK.read_text().replace("../.modelplane/local-cluster/kubeconfig", str(kubeconfig))
+    text = text.replace("../.modelplane/local-cluster/registry.json", str(kubeconfig.parent / "registry.json"))
     text = text.replace("../examples/sklearn-regression/model", str(model_dir))
     text = text.replace("../examples", str(EXAMPLES))
     for old, new in edits:
@@ -92,7 +99,7 @@ def stack_copy(
 def cluster(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
     # No skip: a missing control plane is a broken bootstrap, and must fail CI.
     assert not missing_binaries(), f"missing {missing_binaries()}: run scripts/bootstrap-kubernetes"
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), nodes=2)
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), nodes=0, real_node=True)
     local.start()
     # Shown in the suite's output (not captured): how long a real control plane takes to come up.
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
@@ -160,14 +167,17 @@ def test_up_creates_the_objects_and_they_roll_out(deployed: KubeStack) -> None:
     assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
 
     service = deployed.get("service", "digits", "-n", "scoring")["spec"]
-    assert service["type"] == "ClusterIP"
+    assert service["type"] == "NodePort"
     assert [(p["port"], p["targetPort"]) for p in service["ports"]] == [(80, 5001)]
 
-    # The pods run on the kwok nodes, Ready.
+    # The pods run on the real node, Ready through their readiness probe; the images came from the registry.
     pods = deployed.get("pods", "-n", "scoring", "-l", "app.kubernetes.io/name=digits")["items"]
     assert len(pods) == 2
-    assert all(p["spec"]["nodeName"].startswith("kwok-node-") for p in pods)
+    assert all(p["spec"]["nodeName"] == NODE_NAME for p in pods)
     assert all(p["status"]["phase"] == "Running" for p in pods)
+    assert all(c["ready"] for p in pods for c in p["status"]["containerStatuses"])
+    registry = json.loads((deployed.cluster.workdir / "registry.json").read_text())["address"]
+    assert _container(regression)["image"].startswith(f"{registry}/regression:")
 
     # The keys in the Secret are the stack's keys; the Deployment reads them from it.
     keys = deployed.outputs(show_secrets=True)["endpoint_keys"]
@@ -178,7 +188,88 @@ def test_up_creates_the_objects_and_they_roll_out(deployed: KubeStack) -> None:
         "name": "regression-keys",
         "key": "primary-key",
     }
-    assert deployed.outputs()["endpoints"]["regression"]["scoring_uri"].startswith("http://10.96.")
+    # Through kube-proxy's NodePort on 127.0.0.1: predictions with the key, 401 without it.
+    uri = deployed.outputs()["endpoints"]["regression"]["scoring_uri"]
+    assert uri.startswith("http://127.0.0.1:") and uri.endswith("/score"), uri
+    invoked = deployed.cli("invoke", "regression", "--data", json.dumps(SAMPLE))
+    assert json.loads(invoked.stdout)[0] == pytest.approx(6039.66, rel=1e-3)
+    assert requests.post(uri, json=SAMPLE, timeout=30).status_code == 401
+
+
+def _pods(deployed: KubeStack, namespace: str, app: str) -> list[dict[str, Any]]:
+    return deployed.get("pods", "-n", namespace, "-l", f"app.kubernetes.io/name={app}")["items"]  # type: ignore[no-any-return]
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return bool(pod["status"].get("containerStatuses")) and all(c["ready"] for c in pod["status"]["containerStatuses"])
+
+
+def _call(uri: str, key: str, body: Any) -> int:
+    try:
+        return requests.post(uri, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
+    except requests.RequestException:
+        return 0
+
+
+def test_a_pod_deleted_by_hand_is_replaced_while_the_endpoint_answers(deployed: KubeStack) -> None:
+    uri = deployed.outputs()["endpoints"]["digits"]["scoring_uri"]
+    key = deployed.outputs(show_secrets=True)["endpoint_keys"]["digits"]["primary_key"]
+    body = {"data": [[0.0] * 64]}
+    victim = _pods(deployed, "scoring", "digits")[0]["metadata"]["name"]
+    deployed.cluster.kubectl("delete", "pod", victim, "-n", "scoring", "--wait=false")
+    statuses = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        statuses.append(_call(uri, key, body))
+        pods = _pods(deployed, "scoring", "digits")
+        if victim not in {p["metadata"]["name"] for p in pods} and sum(_ready(p) for p in pods) == 2:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the deleted pod was not replaced: {[p['metadata']['name'] for p in pods]}")
+    # The other replica kept answering; a request that met the dying pod's last moments may fail.
+    assert statuses.count(200) >= len(statuses) - 2, statuses
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def test_the_liveness_probe_restarts_a_hung_scoring_process(deployed: KubeStack) -> None:
+    (pod,) = _pods(deployed, "default", "regression")
+    restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+    container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+    assert deployed.cluster.node is not None
+    tasks = deployed.cluster.node.ctr("tasks", "ls").splitlines()[1:]  # TASK PID STATUS
+    main_pid = next(int(line.split()[1]) for line in tasks if line.split()[0] == container_id)
+    hung = [main_pid, *_descendants(main_pid)]  # gunicorn's master and its workers
+    for pid in hung:
+        os.kill(pid, signal.SIGSTOP)  # the scoring process hangs: the liveness probe times out
+    try:
+        _wait_for(
+            "the liveness probe to restart the container",
+            lambda: (
+                _pods(deployed, "default", "regression")[0]["status"]["containerStatuses"][0]["restartCount"] > restarts
+            ),
+            seconds=120,
+        )
+    finally:
+        for pid in hung:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    _wait_for("the restarted container to be Ready", lambda: _ready(_pods(deployed, "default", "regression")[0]))
+    invoked = deployed.cli("invoke", "regression", "--data", json.dumps(SAMPLE))
+    assert json.loads(invoked.stdout)[0] == pytest.approx(6039.66, rel=1e-3)
 
 
 def test_a_second_preview_shows_no_changes(deployed: KubeStack) -> None:
@@ -198,7 +289,15 @@ def test_a_new_model_rolls_the_deployment(deployed: KubeStack) -> None:
     assert set(changed) == {"model-diabetes-ridge-store", "image-regression-image", "endpoint-regression-deployment"}
     assert changed["endpoint-regression-deployment"] == "update"
 
-    deployed.cli("up", "--yes")
+    uri = deployed.outputs()["endpoints"]["regression"]["scoring_uri"]
+    key = deployed.outputs(show_secrets=True)["endpoint_keys"]["regression"]["primary_key"]
+    with Load(uri, key, SAMPLE, concurrency=4) as load:
+        deployed.cli("up", "--yes")
+    # Every request through the whole roll-out answered: readiness gating, maxUnavailable 0, and old
+    # pods leaving the Service before they stop (preStop).
+    assert load.requests > 50 and load.failures == [], (load.requests, load.failures[:10])
+    answer = requests.post(uri, json=SAMPLE, headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+    assert answer[0] == pytest.approx(float(retrained.predict([SAMPLE["data"][0]])[0]), rel=1e-6)
     after = deployed.get("deployment", "regression", "-n", "default")
     new_image = deployed.outputs()["images"]["regression"]
     assert _container(after)["image"] == new_image != _container(before)["image"]
@@ -211,12 +310,77 @@ def test_a_new_model_rolls_the_deployment(deployed: KubeStack) -> None:
     assert deployed.cli("preview", "--detailed-exitcode", check=False).returncode == 0
 
 
+def test_an_init_that_raises_fails_up_with_its_log_while_the_old_replica_serves(
+    deployed: KubeStack, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-example"
+    shutil.copytree(EXAMPLES / "sklearn-regression", broken)
+    (broken / "score.py").write_text(
+        "def init():\n    raise RuntimeError('the model file is corrupt (a test)')\n\n\n"
+        "def run(data):\n    return data\n"
+    )
+    variant = deployed.variant(
+        tmp_path / "broken",
+        (f"source_directory: {EXAMPLES}/sklearn-regression", f"source_directory: {broken}"),
+    )
+    answer_before = json.loads(deployed.cli("invoke", "regression", "--data", json.dumps(SAMPLE)).stdout)
+    started = time.monotonic()
+    failed = deployed.cli("up", "--yes", check=False, file=variant)
+    elapsed = time.monotonic() - started
+    assert failed.returncode != 0, failed.stdout[-2000:]
+    # Within the probe window (liveness 30 s + 3 x 10 s, a minute to start), not Pulumi's ten minutes.
+    assert elapsed < 240, elapsed
+    explained = failed.stderr
+    assert "pod default/regression-" in explained and "(endpoint 'regression')" in explained, explained[-3000:]
+    assert "the model file is corrupt (a test)" in explained, explained[-3000:]
+    # The old replica kept serving.
+    assert json.loads(deployed.cli("invoke", "regression", "--data", json.dumps(SAMPLE)).stdout) == answer_before
+    deployed.cli("up", "--yes")
+    assert deployed.cli("preview", "--detailed-exitcode", check=False).returncode == 0
+
+
+class Load:
+    """A load generator: `concurrency` threads calling the endpoint back to back until the block ends."""
+
+    def __init__(self, uri: str, key: str, body: Any, concurrency: int) -> None:
+        self.uri, self.body, self.concurrency = uri, body, concurrency
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.requests = 0
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(concurrency)]
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                response = requests.post(self.uri, json=self.body, headers=self.headers, timeout=30)
+                failure = None if response.status_code == 200 else f"HTTP {response.status_code}: {response.text[:200]}"
+            except requests.RequestException as error:
+                failure = f"{type(error).__name__}: {error}"
+            with self.lock:
+                self.requests += 1
+                if failure is not None:
+                    self.failures.append(failure)
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
 def _drifted(report: dict[str, Any]) -> dict[str, Any]:
     return {r["name"]: r for r in report["resources"]}
 
 
 def test_drift_kubectl_scale(deployed: KubeStack) -> None:
-    assert deployed.drift()[0] == 0
+    code, report = deployed.drift()
+    assert code == 0, report
     deployed.cluster.kubectl("scale", "deployment/regression", "-n", "default", "--replicas=3")
     code, report = deployed.drift()
     assert code == 2

@@ -11,31 +11,11 @@ export GOTOOLCHAIN=local GOFLAGS=-modcacherw CGO_ENABLED=0
 mkdir -p "$out/bin" "$out/stages"
 log() { printf '[control-plane +%4ss] %s\n' "$SECONDS" "$*"; }
 
-# --- Kubernetes: its go.mod replaces every k8s.io staging module by a relative path, which a
-# dependent module ignores; replace each with the published staging release (v1.x.y -> v0.x.y).
-log "kubernetes $k8s_version: resolving modules"
-staging_version=v0.${k8s_version#v1.}
-mkdir "$work/kubernetes" && cd "$work/kubernetes"
-printf 'module modelplane.local/kubernetes-control-plane\n\ngo 1.26\n' >go.mod
-go mod download -json "k8s.io/kubernetes@$k8s_version" >"$work/k8s.json"
-k8s_mod=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["GoMod"])' "$work/k8s.json")
-sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => \./staging/src/.*#\1#p' "$k8s_mod" | while read -r staged; do
-  go mod edit -replace "$staged=$staged@$staging_version"
-done
-go get "k8s.io/kubernetes@$k8s_version"
-commands="kube-apiserver kube-controller-manager kube-scheduler kubectl"
-for command in $commands; do go get "k8s.io/kubernetes/cmd/$command@$k8s_version"; done
-# Unstamped servers report v0.0.0, which clients (pulumi-kubernetes among them) reject.
-minor=${k8s_version#v1.}; minor=${minor%%.*}
-stamp=""
-for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  stamp="$stamp -X $package.gitVersion=$k8s_version -X $package.gitMajor=1 -X $package.gitMinor=$minor"
-  stamp="$stamp -X $package.gitTreeState=clean -X $package.buildDate=1970-01-01T00:00:00Z"
-done
-for command in $commands; do
-  log "kubernetes: building $command"
-  go build -trimpath -ldflags "-s -w $stamp" -o "$out/bin/$command" "k8s.io/kubernetes/cmd/$command"
-done
+# --- Kubernetes (toolchain/kubernetes-commands.sh)
+log "kubernetes $k8s_version: building"
+# shellcheck source=toolchain/kubernetes-commands.sh
+. "$(dirname "$0")/kubernetes-commands.sh"
+build_kubernetes_commands "$k8s_version" "$work/kubernetes" "$out/bin" kube-apiserver kube-controller-manager kube-scheduler kubectl
 
 # --- etcd: the server module replaces its sibling modules by relative path; use their releases.
 log "etcd $etcd_version: building"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ CONTAINER_REPLACE_KEYS = ("name", "image", "command", "env", "ports", "labels", 
 # Labels that earlier versions set and this one no longer does: their absence alone is no reason to
 # recreate a container or rebuild an image (they go with the next replacement).
 RETIRED_LABELS = frozenset({"modelplane.auth", "modelplane.gpu", "modelplane.cuda"})
+BUILD_LABEL = "modelplane.build"
 
 
 def _client() -> docker.DockerClient:
@@ -258,7 +260,10 @@ class ImageProvider(ResourceProvider):
                 tag=props["tag"],
                 rm=True,
                 forcerm=True,
-                labels={**(props.get("labels") or {}), "modelplane.managed": "true"},
+                # A build of its own each time, even from a fully cached context: a resource left
+                # pending deletion by a failed update must not remove the image its successor
+                # rebuilt under the same tag (`delete` compares ids). Only the config differs.
+                labels={**(props.get("labels") or {}), "modelplane.managed": "true", BUILD_LABEL: secrets.token_hex(8)},
             )
         except errors.BuildError as error:
             log = "".join(str(chunk.get("stream", "")) for chunk in error.build_log if isinstance(chunk, dict))

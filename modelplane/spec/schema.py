@@ -265,6 +265,14 @@ class AttachSpec(Strict):
     resource_group: str | None = Field(None, description="Resource group of the existing AKS cluster.")
     cluster_name: str | None = Field(None, description="Name of the existing AKS cluster.")
     kubeconfig: FilePath | None = Field(None, description="Kubeconfig of any cluster (a local one in tests).")
+    registry: FilePath | None = Field(
+        None,
+        description="JSON file with the registry the cluster pulls from (address, username, password; the local"
+        " cluster writes one): images are pushed there and pulled with a secret, as from ACR on AKS.",
+    )
+    node_address: str | None = Field(
+        None, description="Call endpoints on their NodePort at this node address (the local cluster: 127.0.0.1)."
+    )
 
     @model_validator(mode="after")
     def _target(self) -> AttachSpec:
@@ -306,6 +314,8 @@ class ClusterSpec(Strict):
         vnet = (self.vnet_resourcegroup_name, self.vnet_name, self.subnet_name)
         if any(vnet) and not all(vnet):
             raise ValueError("vnet_resourcegroup_name, vnet_name and subnet_name go together")
+        if self.attach is not None and self.attach.node_address is not None and self.service_type != "NodePort":
+            raise ValueError("attach.node_address serves endpoints on NodePorts: it needs service_type NodePort")
         if self.attach is None and self.cluster_purpose == "DEV_TEST" and self.agents != 1:
             raise ValueError(f"DEV_TEST clusters have exactly 1 agent (AML refuses more), not {self.agents}")
         return self

@@ -1,0 +1,156 @@
+"""Why a roll-out failed: the stack's pods that are not Ready on a cluster reached by kubeconfig, each
+with its container's state and the last lines it logged (its previous run's, when it crashed).
+
+When `up` fails because a Deployment never became ready (an `init()` that raises, an image that
+cannot be pulled), Pulumi says only that the roll-out timed out; these lines say which pod, why,
+and what the scoring server printed. Read straight from the API server with the kubeconfig's own
+credentials (token or client certificate), so no Kubernetes client is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from modelplane.constants import MANAGED_BY_LABEL
+
+LOG_LINES = 15
+TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class PodFailure:
+    namespace: str
+    pod: str
+    endpoint: str
+    state: str
+    restarts: int
+    log_tail: tuple[str, ...]
+
+    def lines(self) -> list[str]:
+        where = f"pod {self.namespace}/{self.pod} (endpoint '{self.endpoint}')"
+        head = f"{where}: {self.state}, restarted {self.restarts} times"
+        return [head, *(f"  | {line}" for line in self.log_tail)]
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """What a kubeconfig's current context gives: the server, how to trust it and how to log in."""
+
+    server: str
+    ca_data: bytes | None
+    token: str | None
+    client_cert: bytes | None
+    client_key: bytes | None
+
+
+def read_kubeconfig(path: Path) -> ApiAccess:
+    config = yaml.safe_load(path.read_text()) or {}
+    contexts = {c["name"]: c["context"] for c in config.get("contexts") or []}
+    context = contexts.get(config.get("current-context"), next(iter(contexts.values()), {}))
+    cluster = _named(config.get("clusters"), context.get("cluster"), "cluster")
+    user = _named(config.get("users"), context.get("user"), "user")
+    return ApiAccess(
+        server=str(cluster.get("server", "")),
+        ca_data=_data(cluster, "certificate-authority"),
+        token=user.get("token"),
+        client_cert=_data(user, "client-certificate"),
+        client_key=_data(user, "client-key"),
+    )
+
+
+def _named(items: Any, name: Any, key: str) -> dict[str, Any]:
+    for item in items or []:
+        if item.get("name") == name:
+            return dict(item.get(key) or {})
+    return {}
+
+
+def _data(section: dict[str, Any], field: str) -> bytes | None:
+    if section.get(f"{field}-data"):
+        return base64.b64decode(section[f"{field}-data"])
+    if section.get(field):
+        return Path(section[field]).read_bytes()
+    return None
+
+
+@contextlib.contextmanager
+def _session(access: ApiAccess) -> Iterator[requests.Session]:
+    """A session that trusts the cluster's CA and logs in as the kubeconfig's user."""
+    with tempfile.TemporaryDirectory() as folder:
+        session = requests.Session()
+        # The kubeconfig says whom to trust and how to get there: no CA bundle or proxy from the environment.
+        session.trust_env = False
+        if access.ca_data:
+            (Path(folder) / "ca.crt").write_bytes(access.ca_data)
+            session.verify = str(Path(folder) / "ca.crt")
+        if access.token:
+            session.headers["Authorization"] = f"Bearer {access.token}"
+        if access.client_cert and access.client_key:
+            (Path(folder) / "client.crt").write_bytes(access.client_cert)
+            (Path(folder) / "client.key").write_bytes(access.client_key)
+            session.cert = (str(Path(folder) / "client.crt"), str(Path(folder) / "client.key"))
+        yield session
+
+
+def failing_pods(kubeconfig: Path) -> list[PodFailure]:
+    """The stack's pods (every namespace) whose containers are not all ready, with their logs."""
+    access = read_kubeconfig(kubeconfig)
+    with _session(access) as session:
+        url = f"{access.server}/api/v1/pods"
+        pods = session.get(url, params={"labelSelector": f"{MANAGED_BY_LABEL}=modelplane"}, timeout=TIMEOUT).json()
+        return [_failure(session, access.server, pod) for pod in pods.get("items", []) if not pod_ready(pod)]
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return True  # leaving: not a failure
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    return bool(statuses) and all(status.get("ready") for status in statuses)
+
+
+def _failure(session: requests.Session, server: str, pod: dict[str, Any]) -> PodFailure:
+    metadata = pod["metadata"]
+    status = (pod.get("status", {}).get("containerStatuses") or [{}])[0]
+    restarts = int(status.get("restartCount", 0))
+    path = f"{server}/api/v1/namespaces/{metadata['namespace']}/pods/{metadata['name']}/log"
+    params: dict[str, Any] = {"tailLines": LOG_LINES, "previous": "true" if restarts else "false"}
+    try:
+        response = session.get(path, params=params, timeout=TIMEOUT)
+        log = (
+            response.text.splitlines()
+            if response.ok
+            else [f"(no log: HTTP {response.status_code}: {response.text[:300]})"]
+        )
+    except requests.RequestException as error:
+        log = [f"(no log: {error})"]
+    return PodFailure(
+        namespace=metadata["namespace"],
+        pod=metadata["name"],
+        endpoint=metadata.get("labels", {}).get("app.kubernetes.io/name", "?"),
+        state=container_state(pod, status),
+        restarts=restarts,
+        log_tail=tuple(log[-LOG_LINES:]),
+    )
+
+
+def container_state(pod: dict[str, Any], status: dict[str, Any]) -> str:
+    """`CrashLoopBackOff (exit code 3)`, `ImagePullBackOff: …`, `not ready`, or the pod's phase."""
+    state = status.get("state") or {}
+    last = (status.get("lastState") or {}).get("terminated") or {}
+    if "waiting" in state:
+        waiting = state["waiting"]
+        exit_code = f" (last exit code {last['exitCode']})" if "exitCode" in last else ""
+        message = f": {waiting['message']}" if waiting.get("message") else ""
+        return f"{waiting.get('reason', 'waiting')}{exit_code}{message}"
+    if "running" in state:
+        return "running, not ready (its readiness probe fails)"
+    return str(pod.get("status", {}).get("phase", "unknown"))

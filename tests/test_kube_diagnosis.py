@@ -1,0 +1,71 @@
+"""A failed roll-out explained: the pods that are not Ready, their state and their last log lines."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelplane.kube_diagnosis import PodFailure, container_state, pod_ready, read_kubeconfig
+
+
+def pod(statuses: list[dict[str, Any]], deleting: bool = False) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": "regression-1", "namespace": "default"}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-12-01T00:00:00Z"
+    return {"metadata": metadata, "status": {"phase": "Running", "containerStatuses": statuses}}
+
+
+def test_a_crash_looping_container_says_why_and_its_exit_code() -> None:
+    status = {
+        "ready": False,
+        "restartCount": 3,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+        "lastState": {"terminated": {"exitCode": 3}},
+    }
+    assert not pod_ready(pod([status]))
+    assert container_state(pod([status]), status) == (
+        "CrashLoopBackOff (last exit code 3): back-off 40s restarting failed container"
+    )
+
+
+def test_a_running_container_that_is_not_ready_names_its_readiness_probe() -> None:
+    status = {"ready": False, "restartCount": 0, "state": {"running": {}}}
+    assert container_state(pod([status]), status) == "running, not ready (its readiness probe fails)"
+
+
+def test_ready_and_leaving_pods_are_not_failures() -> None:
+    assert pod_ready(pod([{"ready": True}]))
+    assert pod_ready(pod([{"ready": False}], deleting=True))
+
+
+def test_the_failure_prints_the_pod_its_endpoint_and_log_lines() -> None:
+    failure = PodFailure("default", "regression-1", "regression", "CrashLoopBackOff", 2, ("Traceback", "RuntimeError"))
+    assert failure.lines() == [
+        "pod default/regression-1 (endpoint 'regression'): CrashLoopBackOff, restarted 2 times",
+        "  | Traceback",
+        "  | RuntimeError",
+    ]
+
+
+def test_the_kubeconfig_current_context_gives_server_ca_and_token(tmp_path: Path) -> None:
+    config = {
+        "clusters": [
+            {"name": "other", "cluster": {"server": "https://127.0.0.1:1"}},
+            {
+                "name": "local",
+                "cluster": {
+                    "server": "https://127.0.0.1:6443",
+                    "certificate-authority-data": base64.b64encode(b"CA").decode(),
+                },
+            },
+        ],
+        "users": [{"name": "admin", "user": {"token": "t0ken"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "local", "user": "admin"}}],
+        "current-context": "c",
+    }
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    access = read_kubeconfig(tmp_path / "kubeconfig")
+    assert (access.server, access.ca_data, access.token) == ("https://127.0.0.1:6443", b"CA", "t0ken")
