@@ -26,20 +26,24 @@ class EngineSettings:
 
     state_dir: Path
     passphrase_file: Path | None = None
+    user_backend_url: str | None = None
+    """The user's own backend (`PULUMI_BACKEND_URL`, e.g. a team's `azblob://…`), which wins over the file backend."""
 
     @property
     def backend_url(self) -> str:
-        return f"file://{self.state_dir}"
+        return self.user_backend_url or f"file://{self.state_dir}"
 
     def env(self) -> dict[str, str]:
-        """Variables for the CLI: file backend, passphrase, no update checks or plugin downloads."""
+        """Variables for the CLI: the backend, the local passphrase (unless the user gives one), no update
+        checks or plugin downloads."""
         env = {
             "PULUMI_BACKEND_URL": self.backend_url,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
         }
-        if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and self.passphrase_file is not None:
+        users_own = {"PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"} & set(os.environ)
+        if not users_own and self.passphrase_file is not None:
             env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(self.passphrase_file)
         return env
 
@@ -56,9 +60,14 @@ def state_root() -> Path:
 
 
 def default_settings() -> EngineSettings:
-    """The local backend that scripts/bootstrap prepared (file backend, passphrase file)."""
+    """The user's backend when `PULUMI_BACKEND_URL` names one, else the local file backend that
+    scripts/bootstrap prepared (with its passphrase file). `MODELPLANE_STATE` (a state folder of its
+    own, as the tests use) always means the file backend there."""
     state = state_root()
-    return EngineSettings(state_dir=state / "state", passphrase_file=state / "passphrase")
+    user_backend = None if "MODELPLANE_STATE" in os.environ else os.environ.get("PULUMI_BACKEND_URL") or None
+    return EngineSettings(
+        state_dir=state / "state", passphrase_file=state / "passphrase", user_backend_url=user_backend
+    )
 
 
 def pulumi_command() -> auto.PulumiCommand:
