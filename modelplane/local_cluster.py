@@ -34,7 +34,7 @@ from typing import IO, Any
 import yaml
 
 from modelplane.engine import state_root
-from modelplane.local_node import LocalNode, node_dir
+from modelplane.local_node import ClusterError, LocalNode, node_dir
 
 CACHE = Path(os.environ.get("MODELPLANE_CACHE", Path.home() / ".cache" / "modelplane"))
 # What scripts/bootstrap-kubernetes builds; the folder name carries the versions.
@@ -47,10 +47,6 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/24"
 # kwok manages only nodes carrying this annotation (the convention of its own docs).
 FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
-
-
-class ClusterError(RuntimeError):
-    """The control plane could not be started (a missing binary, a process that exited, a timeout)."""
 
 
 def control_plane_dir() -> Path:
@@ -262,10 +258,6 @@ class LocalCluster:
     @staticmethod
     def free_port() -> int:
         return free_port()
-
-    @staticmethod
-    def error(message: str) -> ClusterError:
-        return ClusterError(message)
 
     def _check_alive(self) -> None:
         for name, process in self.processes.items():

@@ -60,8 +60,16 @@ def missing_node_parts(root: Path) -> list[str]:
     return missing
 
 
-def _run(*args: str, check: bool = False, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, input=input_text, check=check, timeout=120)
+class ClusterError(RuntimeError):
+    """The local cluster could not be started (a missing binary, a process that exited, a timeout)."""
+
+
+def run_command(*args: str, check: bool = False, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    """A command's result; with `check`, a failure is a ClusterError that names it and shows its stderr."""
+    result = subprocess.run(list(args), capture_output=True, text=True, input=input_text, timeout=120)
+    if check and result.returncode != 0:
+        raise ClusterError(f"`{' '.join(args)}` failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+    return result
 
 
 CONTAINERD_CONFIG = """\
@@ -174,7 +182,7 @@ class LocalNode:
     def start(self) -> None:
         missing = missing_node_parts(self.root)
         if missing:
-            raise self.cluster.error(f"a real node needs {', '.join(missing)}: run scripts/bootstrap-kubernetes")
+            raise ClusterError(f"a real node needs {', '.join(missing)}: run scripts/bootstrap-kubernetes")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.netns_before = set(_netns())
         self.route_localnet = ROUTE_LOCALNET.read_text().strip()
@@ -186,8 +194,8 @@ class LocalNode:
         self.cluster.wait_for(f"node {NODE_NAME} Ready", self._ready, timeout=120)
 
     def _add_address(self) -> None:
-        if NODE_IP not in _run("ip", "-o", "addr", "show", "dev", "lo").stdout:
-            _run("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo", check=True)
+        if NODE_IP not in run_command("ip", "-o", "addr", "show", "dev", "lo").stdout:
+            run_command("ip", "addr", "add", f"{NODE_IP}/32", "dev", "lo", check=True)
 
     def _start_registry(self) -> RegistryCredentials:
         folder = self.folder / "registry"
@@ -195,7 +203,10 @@ class LocalNode:
         credentials = RegistryCredentials(
             f"127.0.0.1:{self.cluster.free_port()}", REGISTRY_USER, secrets.token_urlsafe(24)
         )
-        hashed = _run("htpasswd", "-Bbn", credentials.username, credentials.password, check=True).stdout
+        # The password goes in on stdin: never on a command line other processes can read.
+        hashed = run_command(
+            "htpasswd", "-Bin", credentials.username, check=True, input_text=credentials.password
+        ).stdout
         (folder / "htpasswd").write_text(hashed)
         config = {
             "version": 0.1,
@@ -233,10 +244,8 @@ class LocalNode:
         self.ctr("images", "import", str(self.root / "pause.tar"))
 
     def ctr(self, *args: str) -> str:
-        result = _run(str(self.root / "bin" / "ctr"), "--address", str(self.socket), "--namespace", "k8s.io", *args)
-        if result.returncode != 0:
-            raise self.cluster.error(f"ctr {' '.join(args)} failed: {result.stderr.strip()[-2000:]}")
-        return result.stdout
+        ctr = str(self.root / "bin" / "ctr")
+        return run_command(ctr, "--address", str(self.socket), "--namespace", "k8s.io", *args, check=True).stdout
 
     def _start_kubelet(self) -> None:
         ports = (self.cluster.free_port(), self.cluster.free_port())
@@ -278,19 +287,19 @@ class LocalNode:
     def stop(self) -> None:
         """Stop the pods' containers, then leave no mount, network namespace, bridge, rule or address behind."""
         for container in _our_containers(self.folder):
-            _run(RUNC, "--root", RUNC_ROOT, "kill", container, "KILL")
-            _run(RUNC, "--root", RUNC_ROOT, "delete", "--force", container)
+            run_command(RUNC, "--root", RUNC_ROOT, "kill", container, "KILL")
+            run_command(RUNC, "--root", RUNC_ROOT, "delete", "--force", container)
 
     def clean_up(self) -> None:
         """After the node's processes have stopped."""
         _kill_shims(self.socket)
-        _run(str(self.root / "bin" / "kube-proxy"), "--cleanup")
+        run_command(str(self.root / "bin" / "kube-proxy"), "--cleanup")
         for mount in _mounts_under(self.folder):
-            _run("umount", "-l", mount)
+            run_command("umount", "-l", mount)
         for name in set(_netns()) - self.netns_before:
-            _run("ip", "netns", "delete", name)
-        _run("ip", "link", "delete", BRIDGE)
-        _run("ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo")
+            run_command("ip", "netns", "delete", name)
+        run_command("ip", "link", "delete", BRIDGE)
+        run_command("ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo")
         _drop_kubelet_chains()
         ROUTE_LOCALNET.write_text(self.route_localnet)
         shutil.rmtree(self.folder / "kubelet", ignore_errors=True)
@@ -314,18 +323,18 @@ def _drop_kubelet_chains() -> None:
         for table in ("nat", "filter", "mangle"):
             for chain in KUBELET_CHAINS:
                 for hook in ("INPUT", "OUTPUT"):
-                    _run(tool, "-t", table, "-D", hook, "-j", chain)
-                _run(tool, "-t", table, "-F", chain)
-                _run(tool, "-t", table, "-X", chain)
+                    run_command(tool, "-t", table, "-D", hook, "-j", chain)
+                run_command(tool, "-t", table, "-F", chain)
+                run_command(tool, "-t", table, "-X", chain)
 
 
 def _netns() -> list[str]:
-    return [line.split()[0] for line in _run("ip", "netns", "list").stdout.splitlines() if line.strip()]
+    return [line.split()[0] for line in run_command("ip", "netns", "list").stdout.splitlines() if line.strip()]
 
 
 def _our_containers(folder: Path) -> list[str]:
     """Containers runc runs from bundles under the node's folder."""
-    listed = _run(RUNC, "--root", RUNC_ROOT, "list", "--format", "json").stdout.strip() or "[]"
+    listed = run_command(RUNC, "--root", RUNC_ROOT, "list", "--format", "json").stdout.strip() or "[]"
     return [entry["id"] for entry in json.loads(listed) or [] if str(entry.get("bundle", "")).startswith(str(folder))]
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelplane.local_node import NODE_IP, NODE_POD_CIDR, cni_config, kubelet_config
+import pytest
+
+from modelplane.local_node import NODE_IP, NODE_POD_CIDR, ClusterError, cni_config, kubelet_config, run_command
 
 
 def test_pods_are_not_masqueraded_out_of_the_machine() -> None:
@@ -20,3 +22,8 @@ def test_the_kubelet_serves_on_the_node_address_and_accepts_this_machine() -> No
     assert config["failCgroupV1"] is False and config["cgroupDriver"] == "cgroupfs"
     assert config["containerRuntimeEndpoint"] == "unix:///run/x.sock"
     assert config["readOnlyPort"] == 0
+
+
+def test_a_failed_node_command_is_named_with_its_error() -> None:
+    with pytest.raises(ClusterError, match=r"`sh -c echo 'no such device' >&2; exit 2` failed \(2\): no such device"):
+        run_command("sh", "-c", "echo 'no such device' >&2; exit 2", check=True)
