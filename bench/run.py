@@ -7,6 +7,7 @@
 3. engine: a no-op preview of the local stack against a no-op preview of an empty program.
 4. rebuild: cold image build, rebuild after a model-only change, after an entry-script change.
 5. bootstrap: cold and warm runs, from the bootstrap's own history (`--cold-bootstrap` makes one).
+6. updates: a model update and a blue→green shift of a local endpoint under load (bench/updates.py).
 
 Writes bench/results/<time>.json and latest.json (sections not rerun keep their last figures),
 docs/performance.md (tables) and docs/plan-growth.png; prints each target as met or missed.
@@ -37,6 +38,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import updates  # noqa: E402
 from modelplane.dockerfile import ImageRecipe, ModelFiles, write_context  # noqa: E402
 from modelplane.engine import EngineSettings, pulumi_command, venv_bin  # noqa: E402
 
@@ -485,6 +487,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         boot = results["bootstrap"]
         checks.append(("bootstrap cold <= 40 min", f"{boot['cold_s']} s", boot["cold_s"] <= 2400))
         checks.append(("bootstrap warm <= 60 s", f"{boot['warm_s']} s", (boot["warm_s"] or 0) <= 60))
+    if "updates" in results:
+        checks += updates.target_checks(results["updates"])
     return checks
 
 
@@ -579,6 +583,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"cold {kube['cold_s']} s, warm {kube['warm_s']} s.",
                 "",
             ]
+    if "updates" in results:
+        lines += updates.markdown_lines(results["updates"])
     lines += ["### Targets", "", "| target | measured | |", "| --- | --- | --- |"]
     lines += [f"| {name} | {value} | {'met' if ok else 'MISSED'} |" for name, value, ok in targets(results)]
     return "\n".join(lines) + "\n"
@@ -607,12 +613,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=("serving", "plan", "engine", "cli", "rebuild", "bootstrap"))
+    sections_known = ("serving", "plan", "engine", "cli", "rebuild", "bootstrap", "updates")
+    parser.add_argument("--only", nargs="*", choices=sections_known)
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per server and concurrency (median kept)")
     parser.add_argument("--cold-bootstrap", action="store_true", help="also time a cold bootstrap (minutes)")
     args = parser.parse_args()
-    chosen = args.only or ["serving", "plan", "engine", "cli", "rebuild", "bootstrap"]
+    chosen = args.only or list(sections_known)
     results: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB",
@@ -624,6 +631,7 @@ def main() -> int:
         "cli": cli_overhead,
         "rebuild": rebuild,
         "bootstrap": lambda: bootstrap(args.cold_bootstrap),
+        "updates": updates.updates,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     latest = RESULTS / "latest.json"
@@ -648,6 +656,8 @@ def main() -> int:
     (RESULTS / "latest.md").write_text(table)
     if "plan" in results:
         plot(results, ROOT / "docs" / "plan-growth.png")
+    if "updates" in results:
+        updates.plot_shift(results, ROOT / "docs" / "traffic-shift.png")
     print(table)
     missing = [name for name in sections if name not in results]
     if missing:

@@ -257,11 +257,14 @@ class AksEndpoint(pulumi.ComponentResource):
             pod_spec["image_pull_secrets"] = [{"name": pull_secret.metadata.name}]
         scaling = args.spec.scaling
         annotations = {**MANAGED_ANNOTATIONS, ROLLOUT_TIMEOUT_ANNOTATION: str(rollout_timeout_seconds(args.spec))}
+        # An autoscaled Deployment leaves `replicas` to its HPA (starting at min_replicas): a manifest
+        # that sets it would put every update back to that count, under whatever load made the HPA scale.
+        replicas = {"replicas": args.spec.num_replicas} if scaling is None else {}
         return k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={**metadata, "annotations": annotations},
             spec={
-                "replicas": args.spec.num_replicas if scaling is None else scaling.min_replicas,
+                **replicas,
                 "selector": {"match_labels": {"app.kubernetes.io/name": args.endpoint_name}},
                 # Zero-downtime updates: a new replica is Ready before an old one goes.
                 "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},

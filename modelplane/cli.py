@@ -123,7 +123,10 @@ def _up(args: argparse.Namespace) -> int:
         outcome = operations.up(
             open_stack(ref), _policies(args, ref), lambda _plan: _confirm("Apply these changes?", args.yes), progress
         )
-    except auto.CommandError:
+    except auto.CommandError as error:
+        if progress is None:
+            for line in engine_diagnostics(error):
+                print(line, file=sys.stderr)
         _print_failing_pods(spec)
         raise
     except OperationError as error:
@@ -347,6 +350,20 @@ def engine_error_lines(error: auto.CommandError) -> list[str]:
     """The `error: …` lines of the failed command's stderr."""
     _, _, stderr = str(error).partition("\n stderr: ")
     return [line.strip() for line in stderr.splitlines() if line.strip().startswith("error:")]
+
+
+def engine_diagnostics(error: auto.CommandError) -> list[str]:
+    """The `Diagnostics:` block of the failed command's output (each failing resource and its error),
+    for a run whose progress was not shown."""
+    text = str(error)
+    output = text.partition("\n stdout: ")[2].partition("\n stderr: ")[0]
+    block = output.partition("Diagnostics:\n")[2]
+    lines = []
+    for line in block.splitlines():
+        if line and not line.startswith(" "):
+            break  # the next section (Policies:, Resources:, Outputs:)
+        lines.append(line.rstrip())
+    return [line for line in lines if line.strip()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

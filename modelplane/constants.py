@@ -19,6 +19,8 @@ KEY_VARIABLES = (PRIMARY_KEY_VARIABLE, SECONDARY_KEY_VARIABLE)
 # Each of Modelplane's dynamic resources has a type of its own (policies pick resources by type).
 DYNAMIC_TYPES = {
     "container": "pulumi-python:dynamic/docker:Container",
+    "network": "pulumi-python:dynamic/docker:Network",
+    "router": "pulumi-python:dynamic/docker:Router",
     "image": "pulumi-python:dynamic/docker:Image",
     "keys": "pulumi-python:dynamic/keys:EndpointKeys",
     "stored_model": "pulumi-python:dynamic/models:StoredModel",

@@ -43,6 +43,8 @@ KUBERNETES_VOLATILE = (
     "metadata.generation",
     "metadata.annotations.deployment.kubernetes.io/revision",
 )
+# A Deployment that declares no replica count has an autoscaler that owns it.
+AUTOSCALED_REPLICAS = "spec.replicas"
 # Output → (path shown, why): secret values that drift is detected through.
 FINGERPRINTS = {"env_fingerprint": "env"}
 
@@ -83,6 +85,17 @@ def _is_secret(value: Any) -> bool:
     return isinstance(value, Mapping) and value.get("ciphertext") == SECRET
 
 
+def _volatile_paths(recorded: Mapping[str, Any], resource_type: str) -> tuple[str, ...]:
+    """Paths that controllers rewrite: Kubernetes status and bookkeeping, and the replica count of a
+    Deployment whose inputs leave it to a HorizontalPodAutoscaler."""
+    if not resource_type.startswith("kubernetes:"):
+        return ()
+    declared_spec = (recorded.get("__inputs") or {}).get("spec") or {}
+    if resource_type == "kubernetes:apps/v1:Deployment" and "replicas" not in declared_spec:
+        return (*KUBERNETES_VOLATILE, AUTOSCALED_REPLICAS)
+    return KUBERNETES_VOLATILE
+
+
 def differences(
     recorded: Mapping[str, Any],
     actual: Mapping[str, Any],
@@ -94,7 +107,7 @@ def differences(
     Secret outputs arrive masked; one changed if the engine's detailed diff (`changed_paths`, which
     it computes on the real values) names a path inside it, or if its fingerprint output changed.
     """
-    volatile = KUBERNETES_VOLATILE if resource_type.startswith("kubernetes:") else ()
+    volatile = _volatile_paths(recorded, resource_type)
     changes: list[Change] = []
     fingerprinted = {FINGERPRINTS[k] for k in recorded if k in FINGERPRINTS}
     for key in sorted(set(recorded) | set(actual)):

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 import yaml
 
+from modelplane import local_metrics
 from modelplane.engine import state_root
 from modelplane.local_node import ClusterError, LocalNode, node_dir
 
@@ -47,6 +48,8 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/24"
 # kwok manages only nodes carrying this annotation (the convention of its own docs).
 FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+# The name the API server presents to aggregated API servers (their request-header authentication).
+FRONT_PROXY_USER = "front-proxy-client"
 
 
 def control_plane_dir() -> Path:
@@ -80,6 +83,12 @@ class Credentials:
     kubelet_client_cert: Path
     """The API server's client certificate towards kubelets (logs, exec), which trust the CA."""
     kubelet_client_key: Path
+    proxy_client_cert: Path
+    """The API server's certificate towards aggregated API servers (metrics-server)."""
+    proxy_client_key: Path
+    metrics_client_cert: Path
+    """metrics-server's certificate: towards the kubelets, and an admin (system:masters) of the API server."""
+    metrics_client_key: Path
 
 
 def _pem_key(key: Any) -> bytes:
@@ -96,16 +105,24 @@ def _write_private(path: Path, data: bytes) -> Path:
     return path
 
 
-def _certificate(subject: str, issuer: Any, public_key: Any, signing_key: Any, extensions: Sequence[Any]) -> Any:
+def _certificate(
+    subject: str,
+    issuer: Any,
+    public_key: Any,
+    signing_key: Any,
+    extensions: Sequence[Any],
+    organisation: str | None = None,
+) -> Any:
     """A certificate valid for two days (a throwaway cluster's lifetime), backdated for clock skew."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
 
     now = datetime.datetime.now(datetime.UTC)
+    organisation_name = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation)] if organisation else []
     builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject), *organisation_name]))
         .issuer_name(issuer)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
@@ -146,25 +163,45 @@ def _serving_certificate(ca_key: Any, ca: Any) -> tuple[Any, Any]:
     return key, _certificate("kube-apiserver", ca.subject, key.public_key(), ca_key, [(names, False), (usage, False)])
 
 
-def _kubelet_client_certificate(ca_key: Any, ca: Any) -> tuple[Any, Any]:
+def _client_certificate(ca_key: Any, ca: Any, user: str, group: str | None = None) -> tuple[Any, Any]:
+    """A client certificate for `user` (in `group`, the certificate's organisation, when given)."""
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
     usage = x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH])
-    return key, _certificate("kube-apiserver-kubelet-client", ca.subject, key.public_key(), ca_key, [(usage, False)])
+    certificate = _certificate(user, ca.subject, key.public_key(), ca_key, [(usage, False)], organisation=group)
+    return key, certificate
+
+
+def _certificate_pair(folder: Path, name: str, pair: tuple[Any, Any]) -> tuple[Path, Path]:
+    """`name`.crt and `name`.key in `folder`, readable by their owner only."""
+    from cryptography.hazmat.primitives import serialization
+
+    key, certificate = pair
+    return (
+        _write_private(folder / f"{name}.crt", certificate.public_bytes(serialization.Encoding.PEM)),
+        _write_private(folder / f"{name}.key", _pem_key(key)),
+    )
 
 
 def write_credentials(folder: Path) -> Credentials:
-    """A CA, a serving certificate for 127.0.0.1/localhost, the API server's client certificate for
-    kubelets, a service-account key pair and an admin token in group system:masters (RBAC's superuser group)."""
+    """A CA, a serving certificate for 127.0.0.1/localhost, the client certificates of the API server
+    (towards kubelets and aggregated API servers) and of metrics-server, a service-account key pair and
+    an admin token in group system:masters (RBAC's superuser group)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     folder.mkdir(parents=True, exist_ok=True)
     ca_key, ca = _certificate_authority()
-    serving_key, serving = _serving_certificate(ca_key, ca)
-    client_key, client = _kubelet_client_certificate(ca_key, ca)
+    serving_cert, serving_key = _certificate_pair(folder, "apiserver", _serving_certificate(ca_key, ca))
+    kubelet_client = _client_certificate(ca_key, ca, "kube-apiserver-kubelet-client")
+    kubelet_client_cert, kubelet_client_key = _certificate_pair(folder, "kubelet-client", kubelet_client)
+    proxy_client_cert, proxy_client_key = _certificate_pair(
+        folder, "front-proxy-client", _client_certificate(ca_key, ca, FRONT_PROXY_USER)
+    )
+    metrics_client = _client_certificate(ca_key, ca, "system:metrics-server", "system:masters")
+    metrics_client_cert, metrics_client_key = _certificate_pair(folder, "metrics-server-client", metrics_client)
     account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     account_public = account_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -172,20 +209,25 @@ def write_credentials(folder: Path) -> Credentials:
     token = secrets.token_urlsafe(32)
     return Credentials(
         ca_cert=_write_private(folder / "ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
-        serving_cert=_write_private(folder / "apiserver.crt", serving.public_bytes(serialization.Encoding.PEM)),
-        serving_key=_write_private(folder / "apiserver.key", _pem_key(serving_key)),
+        serving_cert=serving_cert,
+        serving_key=serving_key,
         service_account_key=_write_private(folder / "service-account.key", _pem_key(account_key)),
         service_account_public_key=_write_private(folder / "service-account.pub", account_public),
         token_file=_write_private(folder / "tokens.csv", f'{token},admin,admin,"system:masters"\n'.encode()),
         admin_token=token,
-        kubelet_client_cert=_write_private(
-            folder / "kubelet-client.crt", client.public_bytes(serialization.Encoding.PEM)
-        ),
-        kubelet_client_key=_write_private(folder / "kubelet-client.key", _pem_key(client_key)),
+        kubelet_client_cert=kubelet_client_cert,
+        kubelet_client_key=kubelet_client_key,
+        proxy_client_cert=proxy_client_cert,
+        proxy_client_key=proxy_client_key,
+        metrics_client_cert=metrics_client_cert,
+        metrics_client_key=metrics_client_key,
     )
 
 
-def kubeconfig_text(server: str, credentials: Credentials, name: str = "modelplane-local") -> str:
+def kubeconfig_text(
+    server: str, credentials: Credentials, name: str = "modelplane-local", user: dict[str, str] | None = None
+) -> str:
+    """A kubeconfig for `server`: the admin token unless `user` (kubeconfig user fields) is given."""
     import base64
 
     ca = base64.b64encode(credentials.ca_cert.read_bytes()).decode()
@@ -193,7 +235,7 @@ def kubeconfig_text(server: str, credentials: Credentials, name: str = "modelpla
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": ca}}],
-        "users": [{"name": "admin", "user": {"token": credentials.admin_token}}],
+        "users": [{"name": "admin", "user": user or {"token": credentials.admin_token}}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": "admin"}}],
         "current-context": name,
     }
@@ -225,6 +267,8 @@ class LocalCluster:
     """kwok's fake nodes."""
     real_node: bool = False
     """One real node (containerd, kubelet, kube-proxy) and a registry."""
+    metrics_server: bool = True
+    """On a real node, start metrics-server with it (the HPAs' metrics); `start_metrics_server()` later otherwise."""
     root: Path = field(default_factory=control_plane_dir)
     log: IO[str] | None = None
     """Progress lines go here (stderr by default)."""
@@ -232,6 +276,7 @@ class LocalCluster:
     server: str = ""
     startup_seconds: float = 0.0
     node: LocalNode | None = None
+    credentials: Credentials | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -307,13 +352,15 @@ class LocalCluster:
             raise ClusterError(f"missing {', '.join(missing)} in {self.root / 'bin'}: run scripts/bootstrap-kubernetes")
         started = time.monotonic()
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
-        credentials = write_credentials(self.workdir / "pki")
+        credentials = self.credentials = write_credentials(self.workdir / "pki")
         try:
             self._start(credentials)
             if self.real_node:
                 self._say("starting a real node: containerd, kubelet, kube-proxy and a registry")
                 self.node = LocalNode(self, node_dir(KUBERNETES_VERSION))
                 self.node.start()
+                if self.metrics_server:
+                    self.start_metrics_server()
         except BaseException:
             self.stop()
             raise
@@ -321,6 +368,13 @@ class LocalCluster:
         nodes = f"{self.nodes} kwok nodes" + (" and a real node" if self.real_node else "")
         self._say(f"ready in {self.startup_seconds:.1f} s: {self.server} ({nodes})")
         return self
+
+    def start_metrics_server(self) -> None:
+        """metrics-server for the real node's pods (metrics.k8s.io), registered with the aggregator."""
+        if self.node is None or self.credentials is None:
+            raise ClusterError("metrics-server needs a started cluster with a real node")
+        self._say("starting metrics-server")
+        local_metrics.start_metrics_server(self, self.node.root / "bin" / "metrics-server", self.credentials)
 
     def _start(self, credentials: Credentials) -> None:
         etcd = self._start_etcd()
@@ -366,6 +420,16 @@ class LocalCluster:
                 f"--tls-private-key-file={credentials.serving_key}",
                 f"--kubelet-client-certificate={credentials.kubelet_client_cert}",
                 f"--kubelet-client-key={credentials.kubelet_client_key}",
+                # The aggregation layer, for metrics-server: requests are proxied with a client
+                # certificate and the caller named in headers, straight to the endpoint's address.
+                f"--requestheader-client-ca-file={credentials.ca_cert}",
+                f"--requestheader-allowed-names={FRONT_PROXY_USER}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={credentials.proxy_client_cert}",
+                f"--proxy-client-key-file={credentials.proxy_client_key}",
+                "--enable-aggregator-routing=true",
                 # The node's address, never its name: no lookup leaves the machine.
                 "--kubelet-preferred-address-types=InternalIP",
                 f"--client-ca-file={credentials.ca_cert}",

@@ -13,22 +13,25 @@ This sandbox cannot lower a process's oom_score_adj, so containerd runs with `re
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from modelplane.local_cluster import LocalCluster
 
 CACHE = Path(os.environ.get("MODELPLANE_CACHE", Path.home() / ".cache" / "modelplane"))
 CONTAINERD_VERSION = "v2.4.2"
-NODE_BINARIES = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr")
+METRICS_SERVER_VERSION = "v0.8.0"
+NODE_BINARIES = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "metrics-server")
 NODE_NAME = "modelplane-node-0"
 NODE_IP = "10.240.0.2"
 NODE_POD_CIDR = "10.245.0.0/24"
@@ -40,12 +43,15 @@ SANDBOX_IMAGE = "docker.io/modelplane/pause:1"
 REGISTRY_USER = "modelplane"
 KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
 ROUTE_LOCALNET = Path("/proc/sys/net/ipv4/conf/all/route_localnet")
+# One real node per machine: it owns NODE_IP, the bridge and the kube-proxy rules.
+NODE_LOCK = Path(tempfile.gettempdir()) / "modelplane-node.lock"
 
 
 def node_dir(kubernetes_version: str) -> Path:
     """`$MODELPLANE_NODE_DIR` when set, else the bootstrap's cache folder."""
     configured = os.environ.get("MODELPLANE_NODE_DIR")
-    default = CACHE / "kubernetes" / f"node-{kubernetes_version}-containerd{CONTAINERD_VERSION}"
+    name = f"node-{kubernetes_version}-containerd{CONTAINERD_VERSION}-metrics{METRICS_SERVER_VERSION}"
+    default = CACHE / "kubernetes" / name
     return Path(configured) if configured else default
 
 
@@ -170,6 +176,8 @@ class LocalNode:
     registry: RegistryCredentials | None = None
     route_localnet: str = "0"
     """The sysctl kube-proxy turns on for NodePorts on 127.0.0.1, as it was before: put back on stop."""
+    lock: IO[str] | None = None
+    """Held while this node owns the machine's node address, bridge and rules."""
 
     @property
     def folder(self) -> Path:
@@ -183,6 +191,7 @@ class LocalNode:
         missing = missing_node_parts(self.root)
         if missing:
             raise ClusterError(f"a real node needs {', '.join(missing)}: run scripts/bootstrap-kubernetes")
+        self.lock = _take_node_lock(str(self.cluster.workdir))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.netns_before = set(_netns())
         self.route_localnet = ROUTE_LOCALNET.read_text().strip()
@@ -286,12 +295,16 @@ class LocalNode:
 
     def stop(self) -> None:
         """Stop the pods' containers, then leave no mount, network namespace, bridge, rule or address behind."""
+        if self.lock is None:
+            return  # never started: what is there belongs to another cluster
         for container in _our_containers(self.folder):
             run_command(RUNC, "--root", RUNC_ROOT, "kill", container, "KILL")
             run_command(RUNC, "--root", RUNC_ROOT, "delete", "--force", container)
 
     def clean_up(self) -> None:
         """After the node's processes have stopped."""
+        if self.lock is None:
+            return
         _kill_shims(self.socket)
         run_command(str(self.root / "bin" / "kube-proxy"), "--cleanup")
         for mount in _mounts_under(self.folder):
@@ -303,6 +316,27 @@ class LocalNode:
         _drop_kubelet_chains()
         ROUTE_LOCALNET.write_text(self.route_localnet)
         shutil.rmtree(self.folder / "kubelet", ignore_errors=True)
+        self.lock.close()
+        self.lock = None
+
+
+def _take_node_lock(owner: str) -> IO[str]:
+    """The machine's node lock, or a ClusterError naming the cluster that holds it."""
+    handle = NODE_LOCK.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ClusterError(
+            f"another local cluster with a real node is running ({holder}); one runs per machine "
+            f"(it owns {NODE_IP}, the bridge {BRIDGE} and the NodePorts): stop it first"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}, {owner}\n")
+    handle.flush()
+    return handle
 
 
 def _kill_shims(socket: Path) -> None:

@@ -224,7 +224,9 @@ def local_endpoint(context: BuildContext, name: str, endpoint: LocalEndpointSpec
     args = LocalEndpointArgs(
         endpoint_name=name,
         spec=endpoint,
-        image_ref=context.out.images[endpoint.image].image_ref,
+        image_refs={
+            deployment: context.out.images[spec.image].image_ref for deployment, spec in endpoint.serving.items()
+        },
         stack_name=context.stack_name,
         labels=context.options.extra_labels,
     )

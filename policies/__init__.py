@@ -5,8 +5,15 @@
 
 from __future__ import annotations
 
-from policies import accelerators, auth, production, sizing, tags
+from policies import accelerators, auth, production, sizing, tags, traffic
 from policies.rules import Rule
 
-ALL_RULES: list[Rule] = [*sizing.RULES, *auth.RULES, *production.RULES, *accelerators.RULES, *tags.RULES]
+ALL_RULES: list[Rule] = [
+    *sizing.RULES,
+    *auth.RULES,
+    *production.RULES,
+    *accelerators.RULES,
+    *tags.RULES,
+    *traffic.RULES,
+]
 RULES_BY_ID = {rule.id: rule for rule in ALL_RULES}

@@ -7,7 +7,9 @@ import ipaddress
 import socket
 import subprocess
 import textwrap
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -127,3 +129,44 @@ def wait_ready(port: int, seconds: float = 120) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError(f"the endpoint on port {port} never became ready")
+
+
+class Load:
+    """A load generator: `concurrency` threads calling the endpoint back to back (a new connection each
+    time, as most clients do) until the block ends. Counts requests, failures (anything but 200, and
+    connection errors) and the deployment that answered (`azureml-model-deployment`)."""
+
+    def __init__(self, uri: str, key: str, body: Any, concurrency: int) -> None:
+        self.uri, self.body, self.concurrency = uri, body, concurrency
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.requests = 0
+        self.failures: list[str] = []
+        self.answered_by: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(concurrency)]
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            deployment = ""
+            try:
+                response = requests.post(self.uri, json=self.body, headers=self.headers, timeout=30)
+                failure = None if response.status_code == 200 else f"HTTP {response.status_code}: {response.text[:200]}"
+                deployment = response.headers.get("azureml-model-deployment", "")
+            except requests.RequestException as error:
+                failure = f"{type(error).__name__}: {error}"
+            with self.lock:
+                self.requests += 1
+                self.answered_by[deployment] += 1
+                if failure is not None:
+                    self.failures.append(failure)
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)

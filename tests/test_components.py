@@ -253,6 +253,8 @@ def test_aks_hpa_follows_autoscale(prod: MockRun) -> None:
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
     assert hpa["spec"]["scaleTargetRef"]["name"] == "regression"
+    # The HPA owns the replica count: a manifest that set it would reset the scale on every update.
+    assert "replicas" not in _deployment(prod, "regression")["spec"]
 
 
 def test_deployment_config_json_gives_the_same_objects_as_yaml(tmp_path: Path) -> None:
@@ -362,14 +364,22 @@ def test_local_stack_runs_containers_with_keys_in_secret_env(tmp_path: Path) -> 
     )
     containers = run.mocks.of_type(DYNAMIC_TYPES["container"])
     by_name = {c.inputs["name"]: c.inputs for c in containers}
-    regression = by_name["modelplane-local-regression"]
-    raw = next(c.raw for c in containers if c.inputs["name"] == "modelplane-local-regression")
+    # A plain `image` is one deployment, `default`, behind the endpoint's router.
+    regression = by_name["modelplane-local-regression-default"]
+    raw = next(c.raw for c in containers if c.inputs["name"] == "modelplane-local-regression-default")
     assert is_secret(raw["env"]), "keys reach the container only inside a secret"
     assert set(regression["env"]) == {"MODELPLANE_PORT", "MODELPLANE_PRIMARY_KEY", "MODELPLANE_SECONDARY_KEY"}
-    assert regression["ports"] == [{"internal": 5001, "external": 8890, "host_ip": "127.0.0.1"}]
+    assert regression["ports"] == [], "only the router binds a host port"
+    assert regression["network"] == "modelplane-local-regression"
+    assert regression["ready"] == {"path": "/ready", "port": 5001, "timeout": 300}
     assert regression["restart"] == "unless-stopped"
     assert regression["labels"]["modelplane.endpoint"] == "regression"
-    assert by_name["modelplane-local-digits"]["ports"][0]["external"] == 8891
+    routers = {r.inputs["name"]: r.inputs for r in run.mocks.of_type(DYNAMIC_TYPES["router"])}
+    assert routers["modelplane-local-regression"]["port"] == 8890
+    assert routers["modelplane-local-digits"]["port"] == 8891
+    assert routers["modelplane-local-regression"]["routes"] == [
+        {"name": "default", "host": "modelplane-local-regression-default-0", "port": 5001, "traffic": 100, "mirror": 0}
+    ]
     assert run.resolved["uri"] == "http://127.0.0.1:8890/score"
     assert run.secret["keys"] is True
     stores = run.mocks.of_type(DYNAMIC_TYPES["stored_model"])

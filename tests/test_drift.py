@@ -32,7 +32,15 @@ class Deployed:
     env: dict[str, str]
     state: Path
     port: int
-    container: str
+    router: str
+    """The endpoint's router container (on its port); the scoring container is `container`."""
+
+    @property
+    def container(self) -> str:
+        """The name of the endpoint's scoring container (deployment `default`, behind the router)."""
+        labels = [f"modelplane.stack={self.file.stem}", "modelplane.deployment=default"]
+        (found,) = docker.from_env().containers.list(all=True, filters={"label": labels})
+        return str(found.name)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return modelplane(args[0], self.file, self.env, *args[1:])
@@ -90,6 +98,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     (root / "passphrase").write_text("drift-test\n")
     env = {**os.environ, "MODELPLANE_STATE": str(root)}
     handle = Deployed(stack, env, root / "state", port, f"modelplane-{name}-web")
+    assert handle.router
     up = handle.cli("up", "--yes")
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     yield handle
@@ -121,8 +130,35 @@ def test_removed_container(deployed: Deployed) -> None:
     assert (drifted["component"], drifted["status"], drifted["name"]) == (
         "endpoint 'web'",
         "disappeared",
-        "endpoint-web-container",
+        "endpoint-web-default",
     )
+    deployed.remediate()
+
+
+def test_removed_router(deployed: Deployed) -> None:
+    docker.from_env().containers.get(deployed.router).remove(force=True)
+    code, report = deployed.drift()
+    assert code == 2
+    drifted = only(report)
+    assert (drifted["component"], drifted["status"], drifted["name"]) == (
+        "endpoint 'web'",
+        "disappeared",
+        "endpoint-web-router",
+    )
+    deployed.remediate()
+
+
+def test_router_configuration_changed_by_hand(deployed: Deployed) -> None:
+    router = docker.from_env().containers.get(deployed.router)
+    config = "/etc/modelplane/nginx.conf"
+    assert router.exec_run(["sed", "-i", 's/return 200 "/return 200 "x/', config]).exit_code == 0
+    assert router.exec_run(["nginx", "-c", config, "-s", "reload"]).exit_code == 0
+    time.sleep(1)
+    code, report = deployed.drift()
+    assert code == 2
+    drifted = only(report)
+    assert drifted["name"] == "endpoint-web-router"
+    assert [c["path"] for c in drifted["changes"]] == ["config_digest"], drifted["changes"]
     deployed.remediate()
 
 
@@ -141,16 +177,10 @@ def test_container_recreated_with_another_key(deployed: Deployed) -> None:
     original = client.containers.get(deployed.container)
     env = dict(item.split("=", 1) for item in original.attrs["Config"]["Env"])
     env["MODELPLANE_PRIMARY_KEY"] = "a-key-set-by-hand"
-    image, labels = original.attrs["Config"]["Image"], original.labels
+    image, labels, name = original.attrs["Config"]["Image"], original.labels, original.name
+    network = next(iter(original.attrs["NetworkSettings"]["Networks"]))
     original.remove(force=True)
-    client.containers.run(
-        image,
-        name=deployed.container,
-        detach=True,
-        environment=env,
-        labels=labels,
-        ports={"5001/tcp": ("127.0.0.1", deployed.port)},
-    )
+    client.containers.run(image, name=name, detach=True, environment=env, labels=labels, network=network)
     code, report = deployed.drift()
     assert code == 2
     drifted = only(report)
@@ -190,9 +220,9 @@ def test_markdown_and_text_reports_name_the_endpoint(deployed: Deployed) -> None
     docker.from_env().containers.get(deployed.container).stop(timeout=2)
     markdown = deployed.cli("drift", "--format", "markdown")
     assert markdown.returncode == 2
-    assert "| endpoint 'web' | `endpoint-web-container` | changed | `status` | running | exited |" in markdown.stdout
+    assert "| endpoint 'web' | `endpoint-web-default` | changed | `status` | running | exited |" in markdown.stdout
     text = deployed.cli("drift")
-    assert "endpoint 'web': endpoint-web-container" in text.stdout
+    assert "endpoint 'web': endpoint-web-default" in text.stdout
     deployed.remediate()
 
 

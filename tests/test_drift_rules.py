@@ -10,9 +10,11 @@ SECRET_VALUE = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
-def deployment(replicas: int, resource_version: str = "1", ready: int = 1) -> dict[str, object]:
+def deployment(
+    replicas: int, resource_version: str = "1", ready: int = 1, declared: int | None = 1
+) -> dict[str, object]:
     return {
-        "__inputs": {"spec": {"replicas": 1}},
+        "__inputs": {"spec": {} if declared is None else {"replicas": declared}},
         "metadata": {
             "name": "regression",
             "resourceVersion": resource_version,
@@ -32,6 +34,15 @@ def test_a_declared_field_changed_by_hand_is_drift() -> None:
     assert differences(deployment(1), deployment(3, resource_version="2"), DEPLOYMENT) == (
         Change("spec.replicas", 1, 3),
     )
+
+
+def test_the_replica_count_an_autoscaler_owns_is_not_drift() -> None:
+    # No replica count declared: the HPA scales it, and a hand-made change is the HPA's to undo.
+    recorded, scaled = deployment(1, declared=None), deployment(3, resource_version="2", declared=None)
+    assert differences(recorded, scaled, DEPLOYMENT) == ()
+    hand_labelled = deployment(3, resource_version="2", declared=None)
+    hand_labelled["metadata"]["labels"] = {"team": "x"}  # type: ignore[index]
+    assert differences(recorded, hand_labelled, DEPLOYMENT) == (Change("metadata.labels.team", None, "x"),)
 
 
 def test_status_of_a_non_kubernetes_resource_still_counts() -> None:

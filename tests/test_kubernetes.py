@@ -5,8 +5,9 @@ kube-proxy) that pulls the scoring images from a local registry with htpasswd au
 A copy of stacks/k8s-local.yaml goes through the real engine and the pulumi-kubernetes provider: two
 autoscaled endpoints with keys. The tests run in order on that one deployment: up, pods Ready through
 their probes, calls through the NodePort (with and without the key) → no perpetual diff → a new model
-rolls the Deployment → drift (scale, deleted Service, changed Secret) found and remediated → the policy
-pack's AKS rules on the real preview → destroy.
+rolls the Deployment → drift (the HPA's bounds, deleted Service, changed Secret) found and remediated →
+metrics-server's CPU metrics make the HPA scale out under load → the policy pack's AKS rules on the
+real preview → destroy.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,8 +32,9 @@ from sklearn.linear_model import Ridge
 
 from modelplane.engine import PROJECT_ROOT
 from modelplane.local_cluster import LocalCluster, free_port, missing_binaries
-from modelplane.local_node import NODE_NAME
-from tests.conftest import modelplane, succeeded
+from modelplane.local_metrics import pod_metrics
+from modelplane.local_node import NODE_NAME, ClusterError
+from tests.conftest import Load, modelplane, succeeded
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker, pytest.mark.kubernetes]
 
@@ -99,7 +100,9 @@ def stack_copy(
 def cluster(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[LocalCluster]:
     # No skip: a missing control plane is a broken bootstrap, and must fail CI.
     assert not missing_binaries(), f"missing {missing_binaries()}: run scripts/bootstrap-kubernetes"
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), nodes=0, real_node=True)
+    # metrics-server starts late (test_the_autoscaler_scales_on_real_cpu_metrics): a node with 2 CPUs
+    # has room for one more replica, and the roll-out tests need that room for their surge pod.
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), nodes=0, real_node=True, metrics_server=False)
     local.start()
     # Shown in the suite's output (not captured): how long a real control plane takes to come up.
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
@@ -157,7 +160,12 @@ def test_up_creates_the_objects_and_they_roll_out(deployed: KubeStack) -> None:
 
     digits = deployed.get("deployment", "digits", "-n", "scoring")
     assert _container(digits)["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
-    assert digits["status"]["readyReplicas"] == 2  # min_replicas of deploymentconfig.aks.json
+    # The HPA owns the replica count (the manifest has none) and lifts it to min_replicas of
+    # deploymentconfig.aks.json.
+    _wait_for(
+        "the HPA to scale digits to min_replicas 2",
+        lambda: _ready_replicas(deployed, "scoring", "digits") == 2,
+    )
 
     hpa = deployed.get("hpa", "regression", "-n", "default")["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 4)
@@ -200,6 +208,10 @@ def _pods(deployed: KubeStack, namespace: str, app: str) -> list[dict[str, Any]]
     return deployed.get("pods", "-n", namespace, "-l", f"app.kubernetes.io/name={app}")["items"]  # type: ignore[no-any-return]
 
 
+def _ready_replicas(deployed: KubeStack, namespace: str, name: str) -> int:
+    return int(deployed.get("deployment", name, "-n", namespace)["status"].get("readyReplicas") or 0)
+
+
 def _ready(pod: dict[str, Any]) -> bool:
     return bool(pod["status"].get("containerStatuses")) and all(c["ready"] for c in pod["status"]["containerStatuses"])
 
@@ -209,6 +221,16 @@ def _call(uri: str, key: str, body: Any) -> int:
         return requests.post(uri, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
     except requests.RequestException:
         return 0
+
+
+def test_a_second_real_node_is_refused_and_the_first_keeps_serving(deployed: KubeStack, tmp_path: Path) -> None:
+    second = LocalCluster(tmp_path / "second", nodes=0, real_node=True)
+    with pytest.raises(ClusterError, match="another local cluster with a real node is running"):
+        second.start()
+    # The refused cluster cleaned up only its own processes: the node's address and rules remain.
+    key = deployed.outputs(show_secrets=True)["endpoint_keys"]["regression"]["primary_key"]
+    uri = deployed.outputs()["endpoints"]["regression"]["scoring_uri"]
+    assert _call(uri, key, SAMPLE) == 200
 
 
 def test_a_pod_deleted_by_hand_is_replaced_while_the_endpoint_answers(deployed: KubeStack) -> None:
@@ -339,59 +361,29 @@ def test_an_init_that_raises_fails_up_with_its_log_while_the_old_replica_serves(
     assert deployed.cli("preview", "--detailed-exitcode", check=False).returncode == 0
 
 
-class Load:
-    """A load generator: `concurrency` threads calling the endpoint back to back until the block ends."""
-
-    def __init__(self, uri: str, key: str, body: Any, concurrency: int) -> None:
-        self.uri, self.body, self.concurrency = uri, body, concurrency
-        self.headers = {"Authorization": f"Bearer {key}"}
-        self.requests = 0
-        self.failures: list[str] = []
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(concurrency)]
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                response = requests.post(self.uri, json=self.body, headers=self.headers, timeout=30)
-                failure = None if response.status_code == 200 else f"HTTP {response.status_code}: {response.text[:200]}"
-            except requests.RequestException as error:
-                failure = f"{type(error).__name__}: {error}"
-            with self.lock:
-                self.requests += 1
-                if failure is not None:
-                    self.failures.append(failure)
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-
-
 def _drifted(report: dict[str, Any]) -> dict[str, Any]:
     return {r["name"]: r for r in report["resources"]}
 
 
-def test_drift_kubectl_scale(deployed: KubeStack) -> None:
+def test_drift_autoscaler_changed_by_hand(deployed: KubeStack) -> None:
     code, report = deployed.drift()
     assert code == 0, report
-    deployed.cluster.kubectl("scale", "deployment/regression", "-n", "default", "--replicas=3")
+    # The replica count is the HPA's: scaling the Deployment by hand is not drift.
+    deployed.cluster.kubectl("scale", "deployment/regression", "-n", "default", "--replicas=2")
+    assert deployed.drift()[0] == 0
+    deployed.cluster.kubectl("scale", "deployment/regression", "-n", "default", "--replicas=1")
+    # Its bounds are declared: changing them is.
+    deployed.cluster.kubectl("patch", "hpa", "regression", "-n", "default", "-p", '{"spec":{"maxReplicas":9}}')
     code, report = deployed.drift()
     assert code == 2
     drifted = _drifted(report)
-    assert list(drifted) == ["endpoint-regression-deployment"], report
-    resource = drifted["endpoint-regression-deployment"]
+    assert list(drifted) == ["endpoint-regression-hpa"], report
+    resource = drifted["endpoint-regression-hpa"]
     assert resource["component"] == "endpoint 'regression'"
-    assert {(c["path"], c["old"], c["new"]) for c in resource["changes"]} == {("spec.replicas", 1, 3)}
+    assert {(c["path"], c["old"], c["new"]) for c in resource["changes"]} == {("spec.maxReplicas", 4, 9)}
 
     deployed.remediate()
-    assert deployed.get("deployment", "regression", "-n", "default")["spec"]["replicas"] == 1
+    assert deployed.get("hpa", "regression", "-n", "default")["spec"]["maxReplicas"] == 4
 
 
 def test_drift_kubectl_delete_service(deployed: KubeStack) -> None:
@@ -431,6 +423,48 @@ def test_drift_changed_secret(deployed: KubeStack) -> None:
     deployed.remediate()
     secret = deployed.get("secret", "regression-keys", "-n", "default")
     assert base64.b64decode(secret["data"]["primary-key"]).decode() == keys["primary_key"]
+
+
+def test_the_autoscaler_scales_on_real_cpu_metrics(deployed: KubeStack) -> None:
+    cluster = deployed.cluster
+    cluster.start_metrics_server()
+    _wait_for(
+        "metrics-server to report the regression pod",
+        lambda: any(
+            p["metadata"]["labels"].get("app.kubernetes.io/name") == "regression"
+            for p in _pod_metrics(cluster, "default")
+        ),
+        seconds=90,
+    )
+    (usage,) = [p for p in _pod_metrics(cluster, "default") if p["metadata"]["name"].startswith("regression-")]
+    assert usage["containers"][0]["usage"]["memory"].endswith("Ki"), usage
+
+    uri = deployed.outputs()["endpoints"]["regression"]["scoring_uri"]
+    key = deployed.outputs(show_secrets=True)["endpoint_keys"]["regression"]["primary_key"]
+    with Load(uri, key, SAMPLE, concurrency=4) as load:
+        # Under load the CPU use of its one replica passes the 70% target: the HPA adds one.
+        _wait_for(
+            "the HPA to scale regression out under load",
+            lambda: (
+                (deployed.get("deployment", "regression", "-n", "default")["status"].get("readyReplicas") or 0) >= 2
+            ),
+            seconds=180,
+        )
+    assert load.failures == [], load.failures[:10]
+    status = deployed.get("hpa", "regression", "-n", "default")["status"]
+    (cpu,) = [m["resource"] for m in status["currentMetrics"] if m["type"] == "Resource"]
+    assert cpu["name"] == "cpu" and cpu["current"]["averageUtilization"] > 0, status
+    assert status["desiredReplicas"] >= 2, status
+    # The scale is the HPA's: no drift, and a preview plans no change.
+    assert deployed.drift()[0] == 0
+    assert deployed.cli("preview", "--detailed-exitcode", check=False).returncode == 0
+
+
+def _pod_metrics(cluster: LocalCluster, namespace: str) -> list[dict[str, Any]]:
+    try:
+        return pod_metrics(cluster, namespace)
+    except Exception:  # the metrics API answers 503 until its first scrape
+        return []
 
 
 def test_policy_pack_aks_rules_on_the_real_preview(deployed: KubeStack, tmp_path: Path) -> None:

@@ -146,7 +146,7 @@ def test_local_workflow_end_to_end(local_stack: LocalStack) -> None:
         for name in line.split()
         if name.startswith(("model-", "image-", "endpoint-"))
     }
-    assert replaced == {"model-ridge-store", "image-scorer-image", "endpoint-web-container"}, plan.stdout[-3000:]
+    assert replaced == {"model-ridge-store", "image-scorer-image", "endpoint-web-default"}, plan.stdout[-3000:]
 
     stack.cli("up", "--yes")
     image_after = stack.outputs()["images"]["scorer"]
@@ -177,6 +177,8 @@ def test_local_workflow_end_to_end(local_stack: LocalStack) -> None:
     client = docker.from_env()
     with pytest.raises(NotFound):
         client.containers.get(f"modelplane-{stack.name}-web")
+    assert not client.containers.list(all=True, filters={"label": f"modelplane.stack={stack.name}"})
+    assert not client.networks.list(names=[f"modelplane-{stack.name}-web"])
     assert not [image for image in client.images.list() if any(stack.name in tag for tag in image.tags)]
     state = next(p for p in stack.state_files() if p.name == f"{stack.name}.json")
     resources = json.loads(state.read_text())["checkpoint"].get("latest", {}).get("resources") or []

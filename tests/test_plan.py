@@ -152,7 +152,7 @@ endpoints:
     plan = cli("plan", "--file", str(stack), "--policy-config", str(config), "--format", "markdown", env=env)
     assert plan.returncode == 1, plan.stdout + plan.stderr
     assert (
-        "| mandatory | `local-endpoint-auth` | `endpoint-open-container` | Enable auth on local endpoint open"
+        "| mandatory | `local-endpoint-auth` | `endpoint-open-default` | Enable auth on local endpoint open"
         in plan.stdout
     )
     up = cli("up", "--file", str(stack), "--policy-config", str(config), "--yes", env=env)

@@ -131,7 +131,7 @@ def test_aks_endpoint_needs_keys() -> None:
 
 
 def test_local_endpoint_auth() -> None:
-    container = find("local", "endpoint-regression-container")
+    container = find("local", "endpoint-regression-default")
     assert violations("local-endpoint-auth", container) == []
     off = edited(container, lambda p: p.update({"auth": "none"}))
     assert violations("local-endpoint-auth", off) == ["Enable auth on local endpoint regression: it takes no key."]
@@ -250,4 +250,29 @@ def test_required_tags() -> None:
     untagged = edited(group, lambda p: p["tags"].pop("owner"))
     assert violations("required-tags", untagged, {"tags": ["owner", "cost-center"]}) == [
         "Tag ResourceGroup prod-rg with owner."
+    ]
+
+
+def test_traffic_sums() -> None:
+    router = find("local", "endpoint-regression-router")
+    assert violations("traffic-sums", router) == []
+    split = edited(router, lambda p: p.update({"traffic": {"default": 90}}))
+    assert violations("traffic-sums", split) == [
+        "Endpoint regression: traffic sums to 90 (default 90): it must sum to 100, or to 0 to serve no one."
+    ]
+    nobody = edited(router, lambda p: p.update({"traffic": {"default": 0}}))
+    assert violations("traffic-sums", nobody) == []
+
+
+def test_mirror_bounds() -> None:
+    router = find("local", "endpoint-regression-router")
+    assert violations("mirror-bounds", router) == []
+    live = edited(router, lambda p: p.update({"mirror_traffic": {"default": 10}}))
+    assert violations("mirror-bounds", live) == [
+        "Endpoint regression: mirror_traffic to 'default', which takes 100% of live traffic: "
+        "mirror only to a deployment without live traffic."
+    ]
+    too_much = edited(router, lambda p: p.update({"traffic": {"default": 0}, "mirror_traffic": {"default": 60}}))
+    assert violations("mirror-bounds", too_much) == [
+        "Endpoint regression: mirror_traffic to 'default' is 60%: at most 50%."
     ]

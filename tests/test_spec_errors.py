@@ -66,7 +66,59 @@ def replace(text: str, old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
+DEPLOYMENTS = replace(
+    BASELINE,
+    "    image: scorer\n    port: 8890\n",
+    "    port: 8890\n    deployments:\n      blue: {image: scorer}\n      green: {image: scorer}\n"
+    "    traffic: {blue: 90, green: 10}\n",
+)
+
 CASES = [
+    Case(
+        "aks-deployments",
+        AZURE_BASELINE + "    traffic: {blue: 100}\n",
+        [("stack.yaml", 20, "endpoints.api.traffic", "an AKS endpoint runs one deployment")],
+    ),
+    Case(
+        "traffic-sum",
+        replace(DEPLOYMENTS, "green: 10}", "green: 5}"),
+        [("stack.yaml", 16, "endpoints.web.traffic", "traffic sums to 95 (blue 90, green 5)")],
+    ),
+    Case(
+        "traffic-unknown-deployment",
+        replace(DEPLOYMENTS, "green: 10}", "gren: 10}"),
+        [("stack.yaml", 16, "endpoints.web.traffic", "traffic names 'gren', which is not a deployment")],
+    ),
+    Case(
+        "mirror-to-live-deployment",
+        DEPLOYMENTS + "    mirror_traffic: {green: 10}\n",
+        [("stack.yaml", 17, "endpoints.web.mirror_traffic", "mirror only to a deployment without live traffic")],
+    ),
+    Case(
+        "mirror-above-50",
+        replace(DEPLOYMENTS, "{blue: 90, green: 10}", "{blue: 100, green: 0}") + "    mirror_traffic: {green: 60}\n",
+        [("stack.yaml", 17, "endpoints.web.mirror_traffic", "at most 50%")],
+    ),
+    Case(
+        "deployments-without-traffic",
+        replace(DEPLOYMENTS, "    traffic: {blue: 90, green: 10}\n", ""),
+        [("stack.yaml", 11, "endpoints.web", "say where traffic goes (e.g. traffic: {blue: 100})")],
+    ),
+    Case(
+        "image-and-deployments",
+        replace(DEPLOYMENTS, "    port: 8890\n", "    image: scorer\n    port: 8890\n"),
+        [("stack.yaml", 11, "endpoints.web", "give `image` (one deployment taking all traffic) or `deployments`")],
+    ),
+    Case(
+        "deployment-unknown-image",
+        replace(DEPLOYMENTS, "green: {image: scorer}", "green: {image: scorer2}"),
+        [("stack.yaml", 15, "endpoints.web.deployments.green.image", "unknown image 'scorer2'")],
+    ),
+    Case(
+        "deployment-name",
+        replace(replace(DEPLOYMENTS, "      green:", "      g_1:"), "green: 10", "g_1: 10"),
+        [("stack.yaml", 13, "endpoints.web.deployments", "invalid deployment name 'g_1'")],
+    ),
     Case(
         "yaml-syntax",
         "models:\n  ridge: path: model\nimages: {}\n",

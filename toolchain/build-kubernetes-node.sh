@@ -4,9 +4,10 @@
 # with its runc shim and ctr, and the pod sandbox ("pause") as a local image archive. runc, the CNI
 # plugins, conntrack and the registry come from Debian's packages (scripts/bootstrap-kubernetes).
 # The Go build cache is the control plane's, so Kubernetes packages built there are reused.
-# Usage: build-kubernetes-node.sh KUBERNETES_VERSION CONTAINERD_VERSION OUT_DIR
+# metrics-server (the resource metrics API the HPA reads) is built from its own module.
+# Usage: build-kubernetes-node.sh KUBERNETES_VERSION CONTAINERD_VERSION METRICS_SERVER_VERSION OUT_DIR
 set -euo pipefail
-k8s_version=$1 containerd_version=$2 out=$3
+k8s_version=$1 containerd_version=$2 metrics_server_version=$3 out=$4
 work=$(mktemp -d "${TMPDIR:-/tmp}/modelplane-node.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export GOTOOLCHAIN=local GOFLAGS=-modcacherw CGO_ENABLED=0
@@ -29,6 +30,13 @@ go build -trimpath -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w" -o "$ou
 for command in containerd-shim-runc-v2 ctr; do
   go build -trimpath -ldflags "-s -w" -o "$out/bin/$command" "$module/cmd/$command"
 done
+
+# --- metrics-server: the kubelets' resource metrics, served to the HPA through the API aggregator.
+log "metrics-server $metrics_server_version: building"
+mkdir "$work/metrics-server" && cd "$work/metrics-server"
+printf 'module modelplane.local/metrics-server\n\ngo 1.26\n' >go.mod
+go get "sigs.k8s.io/metrics-server/cmd/metrics-server@$metrics_server_version"
+go build -trimpath -ldflags "-s -w" -o "$out/bin/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server
 
 # --- the pod sandbox: a process that holds the pod's namespaces and reaps orphans, as an image archive.
 log "pause: building"

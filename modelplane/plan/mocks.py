@@ -88,7 +88,12 @@ def _stored_model_outputs(_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 DYNAMIC_OUTPUTS = {
     DYNAMIC_TYPES["keys"]: _keys_outputs,
     DYNAMIC_TYPES["image"]: lambda _name, _inputs: {"image_id": "sha256:" + "0" * 64},
-    DYNAMIC_TYPES["container"]: lambda _name, _inputs: {"container_id": "c" * 64},
+    DYNAMIC_TYPES["container"]: lambda _name, inputs: {
+        "container_id": "c" * 64,
+        "container_name": f"{inputs['name']}-0",
+    },
+    DYNAMIC_TYPES["network"]: lambda _name, _inputs: {"network_id": "n" * 64},
+    DYNAMIC_TYPES["router"]: lambda _name, _inputs: {"container_id": "r" * 64, "config_digest": "0" * 16},
     DYNAMIC_TYPES["edge_deployment"]: lambda _name, inputs: {"deployment_id": f"{inputs.get('name')}-deployment"},
     DYNAMIC_TYPES["stored_model"]: _stored_model_outputs,
 }

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from modelplane.constants import DYNAMIC_TYPES
+from modelplane.traffic import shift_line
+
 PLAN_SCHEMA_VERSION = 1
 OPERATIONS = ("create", "update", "replace", "delete", "same")
 
@@ -37,6 +40,20 @@ class Violation:
     level: str
     message: str
     resource: str
+
+
+TRAFFIC_PREFIX = "traffic."
+
+
+@dataclass(frozen=True)
+class TrafficShift:
+    """Live traffic that moves between the deployments of one endpoint."""
+
+    endpoint: str
+    before: dict[str, int]
+    after: dict[str, int]
+    line: str
+    """`endpoint web: traffic blue 90→0, green 10→100`."""
 
 
 @dataclass
@@ -72,6 +89,21 @@ class Plan:
                 groups.setdefault(resource.component, []).append(resource)
         return groups
 
+    def traffic_shifts(self) -> list[TrafficShift]:
+        """Traffic that moves between the deployments of an endpoint, one entry per endpoint."""
+        shifts = []
+        for resource in self.resources:
+            if resource.type != DYNAMIC_TYPES["router"] or resource.op not in ("update", "replace"):
+                continue
+            moved = [c for c in resource.changes if c.path.startswith(TRAFFIC_PREFIX)]
+            before = {c.path.removeprefix(TRAFFIC_PREFIX): int(c.old or 0) for c in moved}
+            after = {c.path.removeprefix(TRAFFIC_PREFIX): int(c.new or 0) for c in moved}
+            endpoint = resource.component.removeprefix("endpoint ").strip("'")
+            line = shift_line(endpoint, before, after)
+            if line is not None:
+                shifts.append(TrafficShift(endpoint, before, after, line))
+        return shifts
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schemaVersion": PLAN_SCHEMA_VERSION,
@@ -82,6 +114,7 @@ class Plan:
             "resources": [_resource_json(r) for r in self.resources],
             "violations": [asdict(v) for v in self.violations],
             "warnings": list(self.warnings),
+            "trafficShifts": [asdict(shift) for shift in self.traffic_shifts()],
         }
 
     @classmethod

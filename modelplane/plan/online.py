@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
+from pulumi.runtime.rpc import UNKNOWN
 
 from modelplane.plan.model import Change, Plan, ResourcePlan, Violation
 from modelplane.plan.offline import PLUMBING_INPUTS
@@ -31,6 +32,7 @@ OP_NAMES = {
 }
 # Not shown: the stack itself, and the provider of Modelplane's dynamic resources, which is plumbing
 # as Pulumi's default one (never shown) was before it. Plans list what is deployed.
+KNOWN_AFTER_APPLY = "(known after apply)"
 HIDDEN_TYPES = frozenset({"pulumi:pulumi:Stack", f"pulumi:providers:{DYNAMIC_PACKAGE}"})
 
 
@@ -48,15 +50,29 @@ def _value_at(values: dict[str, Any], path: str) -> Any:
     return {k[len(path) :].lstrip("."): v for k, v in inside.items()}
 
 
+def _compared_paths(old_inputs: dict[str, Any], new_inputs: dict[str, Any]) -> list[str]:
+    """Paths whose input value differs; below a value that is unknown until applied, only that value."""
+    unknown = [path for path, value in new_inputs.items() if value == UNKNOWN]
+    differing = sorted(p for p in set(old_inputs) | set(new_inputs) if old_inputs.get(p) != new_inputs.get(p))
+    return [p for p in differing if not any(under(p, u) and p != u for u in unknown)]
+
+
 def step_changes(metadata: auto.events.StepEventMetadata) -> tuple[Change, ...]:
     old_inputs = flatten((metadata.old.inputs if metadata.old else None) or {})
     new_inputs = flatten((metadata.new.inputs if metadata.new else None) or {})
     paths = list((metadata.detailed_diff or {}).keys()) or list(metadata.diffs or [])
+    if not paths and metadata.old is not None and metadata.new is not None:
+        # Dynamic providers report whether something changed, not what: compare the inputs.
+        paths = _compared_paths(old_inputs, new_inputs)
     return tuple(
-        Change(path, _value_at(old_inputs, path), _value_at(new_inputs, path))
+        Change(path, _value_at(old_inputs, path), _shown(_value_at(new_inputs, path)))
         for path in paths
         if path.split(".", 1)[0].split("[", 1)[0] not in PLUMBING_INPUTS
     )
+
+
+def _shown(value: Any) -> Any:
+    return KNOWN_AFTER_APPLY if value == UNKNOWN else value
 
 
 def step_of(metadata: auto.events.StepEventMetadata) -> ResourcePlan | None:

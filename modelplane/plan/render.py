@@ -20,6 +20,7 @@ def _counted(resources: list[ResourcePlan]) -> str:
 def render_text(plan: Plan) -> str:
     lines = [f"Plan for stack {plan.stack} ({plan.mode}{', against ' + plan.against if plan.against else ''})"]
     lines.append("  " + _counted(plan.resources) if plan.resources else "  nothing to do")
+    lines += [f"  {shift.line}" for shift in plan.traffic_shifts()]
     for component, resources in plan.by_component().items():
         lines.append(f"  {component}: {_counted(resources)}")
         for resource in resources:
@@ -51,6 +52,9 @@ def _markdown_summary(plan: Plan) -> str:
         if plan.violations
         else "**Policy: no violations.**"
     )
+    shifts = plan.traffic_shifts()
+    if shifts:
+        head += ["", "**Traffic:**", "", *(f"- {table_cell(shift.line)}" for shift in shifts)]
     return "\n".join(head) + "\n\n"
 
 

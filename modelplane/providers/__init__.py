@@ -1,7 +1,8 @@
 """Pulumi dynamic providers for what runs on this machine (no provider plugin binary needed).
 
-Importing this package makes the process skip its last garbage collection at exit (fast_exit.py):
-the program imports it first thing, and Pulumi's dynamic-provider host when it unpickles a provider.
+Importing this package makes the process skip its last garbage collection at exit (fast_exit.py) and
+keeps Pulumi's provider serialisation from stacking pickler wrappers (pickling.py): the program imports
+it first thing, and Pulumi's dynamic-provider host when it unpickles a provider.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import pulumi
 
 from modelplane.constants import DYNAMIC_TYPES
 from modelplane.fast_exit import freeze_heap_at_exit
+from modelplane.pickling import guard_provider_serialization
 
 freeze_heap_at_exit()
+guard_provider_serialization()
 
 __all__ = [
     "DYNAMIC_PACKAGE",

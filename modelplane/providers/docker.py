@@ -25,14 +25,28 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 from modelplane.providers import typed_resource_options
 
 # Keys whose change means the container must be recreated (a container's config is immutable).
-CONTAINER_REPLACE_KEYS = ("name", "image", "command", "env", "ports", "labels", "restart", "cpus", "memory_mb")
+CONTAINER_REPLACE_KEYS = (
+    "name",
+    "image",
+    "command",
+    "env",
+    "ports",
+    "labels",
+    "restart",
+    "cpus",
+    "memory_mb",
+    "network",
+    "ready",
+)
+LOG_TAIL = 30
+"""Log lines a failure shows."""
 # Labels that earlier versions set and this one no longer does: their absence alone is no reason to
 # recreate a container or rebuild an image (they go with the next replacement).
 RETIRED_LABELS = frozenset({"modelplane.auth", "modelplane.gpu", "modelplane.cuda"})
 BUILD_LABEL = "modelplane.build"
 
 
-def _client() -> docker.DockerClient:
+def engine_client() -> docker.DockerClient:
     # The client (and its HTTP stack) is imported where it is used, in the provider process: the
     # program imports this module for the resource classes only, on every preview.
     import docker
@@ -76,6 +90,9 @@ def _container_state(container: Any) -> dict[str, Any]:
         "restart": (host_config.get("RestartPolicy") or {}).get("Name", "no"),
         "cpus": nano_cpus / 1e9 if nano_cpus else None,
         "memory_mb": memory // (1024 * 1024) if memory else None,
+        "network": next(iter((attrs.get("NetworkSettings") or {}).get("Networks") or {}), None)
+        if host_config.get("NetworkMode") not in (None, "default", "bridge")
+        else None,
         "status": attrs.get("State", {}).get("Status", "unknown"),
         "container_id": attrs.get("Id", ""),
         "image_id": attrs.get("Image", ""),
@@ -89,7 +106,7 @@ def env_fingerprint(env: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _changed(key: str, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+def input_changed(key: str, olds: dict[str, Any], news: dict[str, Any]) -> bool:
     old, new = olds.get(key), news.get(key)
     if key == "labels":
         old = {k: v for k, v in (old or {}).items() if k not in RETIRED_LABELS}
@@ -108,41 +125,119 @@ def _normalise(value: Any) -> Any:
     return value
 
 
+def _fresh_name(prefix: str) -> str:
+    """`<prefix>-<6 hex>`: a successor created before its predecessor is removed needs a name of its own."""
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def _remove_stale(client: docker.DockerClient, name: str) -> None:
+    """A container left by a failed run, with our name: replace it rather than fail."""
+    from docker import errors
+
+    try:
+        stale = client.containers.get(name)
+    except errors.NotFound:
+        return
+    if stale.labels.get("modelplane.managed") == "true":
+        stale.remove(force=True)
+
+
+def _run_arguments(props: dict[str, Any], name: str) -> dict[str, Any]:
+    """docker run's arguments for the declared container."""
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "detach": True,
+        "environment": props.get("env") or {},
+        "ports": _port_bindings(props.get("ports") or []),
+        "labels": {**(props.get("labels") or {}), "modelplane.managed": "true"},
+        "restart_policy": {"Name": props.get("restart") or "no"},
+    }
+    if props.get("network"):
+        kwargs["network"] = props["network"]
+    if props.get("command"):
+        kwargs["command"] = props["command"]
+    if props.get("cpus"):
+        kwargs["nano_cpus"] = int(float(props["cpus"]) * 1e9)
+    if props.get("memory_mb"):
+        kwargs["mem_limit"] = f"{int(props['memory_mb'])}m"
+    if props.get("ready"):
+        kwargs["healthcheck"] = _readiness_check(props["ready"])
+    return kwargs
+
+
+def _readiness_check(ready: dict[str, Any]) -> dict[str, Any]:
+    """Docker runs the readiness probe inside the container (no address of it is called from here):
+    every second while it starts, every 30 s once it is up."""
+    url = f"http://127.0.0.1:{int(ready['port'])}{ready['path']}"
+    probe = f"import urllib.request; urllib.request.urlopen({url!r}, timeout=2)"
+    second = 1_000_000_000
+    return {
+        "test": ["CMD", "python3", "-c", probe],
+        "interval": 30 * second,
+        "timeout": 3 * second,
+        "retries": 3,
+        "start_period": int(ready["timeout"]) * second,
+        "start_interval": second,
+    }
+
+
+def _wait_until_ready(container: Any, ready: dict[str, Any]) -> None:
+    """Until the readiness probe passes; a container that exits, restarts or stays unready for
+    `timeout` seconds is removed, and the error names it, says why and shows its last log lines."""
+    import time
+
+    deadline = time.monotonic() + float(ready["timeout"])
+    while True:
+        container.reload()
+        state = container.attrs.get("State", {})
+        health = (state.get("Health") or {}).get("Status")
+        if health == "healthy":
+            return
+        why = _not_ready_reason(container, state, deadline)
+        if why is not None:
+            logs = container.logs(tail=LOG_TAIL).decode(errors="replace").rstrip()
+            container.remove(force=True)
+            raise RuntimeError(
+                f"container {container.name} did not become ready: {why}\n"
+                f"its last {LOG_TAIL} log lines:\n{logs or '(no output)'}"
+            )
+        time.sleep(0.25)
+
+
+def _not_ready_reason(container: Any, state: dict[str, Any], deadline: float) -> str | None:
+    import time
+
+    if state.get("Status") in ("exited", "dead"):
+        return f"its process exited with code {state.get('ExitCode')}"
+    if state.get("Restarting") or container.attrs.get("RestartCount"):
+        # Seen mid-restart the exit code is already the new run's: the logs below say why it ended.
+        return f"its process exited and Docker restarted it ({container.attrs.get('RestartCount') or 1} times so far)"
+    if time.monotonic() > deadline:
+        checks = (state.get("Health") or {}).get("Log") or []
+        last = checks[-1].get("Output", "").strip() if checks else "no probe ran"
+        return f"its readiness probe still failed after the readiness window; the last probe said: {last[-300:]}"
+    return None
+
+
 class ContainerProvider(ResourceProvider):
     """Creates, reads and removes one container."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from docker import errors
-
-        client = _client()
-        try:
-            stale = client.containers.get(props["name"])
-            # A container left by a failed run, with our name: replace it rather than fail.
-            if stale.labels.get("modelplane.managed") == "true":
-                stale.remove(force=True)
-        except errors.NotFound:
-            pass
-        kwargs: dict[str, Any] = {
-            "name": props["name"],
-            "detach": True,
-            "environment": props.get("env") or {},
-            "ports": _port_bindings(props.get("ports") or []),
-            "labels": {**(props.get("labels") or {}), "modelplane.managed": "true"},
-            "restart_policy": {"Name": props.get("restart") or "no"},
-        }
-        if props.get("command"):
-            kwargs["command"] = props["command"]
-        if props.get("cpus"):
-            kwargs["nano_cpus"] = int(float(props["cpus"]) * 1e9)
-        if props.get("memory_mb"):
-            kwargs["mem_limit"] = f"{int(props['memory_mb'])}m"
-        container = client.containers.run(props["image"], **kwargs)
+        client = engine_client()
+        name = _fresh_name(props["name"]) if props.get("unique_name") else props["name"]
+        if not props.get("unique_name"):
+            _remove_stale(client, name)
+        container = client.containers.run(props["image"], **_run_arguments(props, name))
+        ready = props.get("ready")
+        if ready:
+            _wait_until_ready(container, ready)
         container.reload()
         state = _container_state(container)
         return CreateResult(
             id_=container.id,
             outs={
                 **props,
+                "container_name": name,
                 "container_id": container.id,
                 "image_id": state["image_id"],
                 "status": state["status"],
@@ -151,23 +246,30 @@ class ContainerProvider(ResourceProvider):
         )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in CONTAINER_REPLACE_KEYS if _changed(k, olds, news)]
+        changed = [k for k in CONTAINER_REPLACE_KEYS if input_changed(k, olds, news)]
         # A container that the engine reports stopped is drift that `up` repairs by recreating it.
         if olds.get("status") not in (None, "running", "created", "restarting"):
             changed.append("status")
-        return DiffResult(changes=bool(changed), replaces=changed, stables=["container_id"], delete_before_replace=True)
+        # A container that binds a host port must go before its successor can bind it; one behind a
+        # router is replaced by a successor that is ready first.
+        return DiffResult(
+            changes=bool(changed),
+            replaces=changed,
+            stables=["container_id"],
+            delete_before_replace=bool(news.get("ports") or olds.get("ports")),
+        )
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from docker import errors
 
-        client = _client()
+        client = engine_client()
         try:
             container = client.containers.get(id_)
         except errors.NotFound:
             # Recreated by hand under the same name: report that container, so the difference
             # (another id, another environment) shows, rather than "gone".
             try:
-                container = client.containers.get(props.get("name") or id_)
+                container = client.containers.get(props.get("container_name") or props.get("name") or id_)
             except errors.NotFound:
                 return ReadResult(id_="", outs={})
         state = _container_state(container)
@@ -186,34 +288,48 @@ class ContainerProvider(ResourceProvider):
             elif key in ("cpus", "memory_mb", "command"):
                 if props.get(key):
                     outs[key] = state[key]
+            elif key == "name" and props.get("unique_name"):
+                # Declared as a prefix: the container is `<name>-<suffix>`.
+                outs["container_name"] = state["name"]
+                outs["name"] = props["name"] if state["name"].startswith(f"{props['name']}-") else state["name"]
+            elif key == "ready":
+                continue  # how `create` waits, not state the engine reports
             else:
                 outs[key] = state[key]
         outs["status"] = state["status"]
         outs["container_id"] = state["container_id"]
         outs["image_id"] = state["image_id"]
         outs["env_fingerprint"] = env_fingerprint(outs["env"])
-        return ReadResult(id_=id_, outs=outs)
+        return ReadResult(id_=container.id, outs=outs)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # Every input change is a replacement (see diff); nothing is updated in place.
         return UpdateResult(outs=news)
 
-    def delete(self, id_: str, _props: dict[str, Any]) -> None:
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
         from docker import errors
 
         with contextlib.suppress(errors.NotFound):
-            _client().containers.get(id_).remove(force=True)
+            container = engine_client().containers.get(id_)
+            if props.get("stop_timeout"):
+                # Behind a router: SIGTERM, and the scoring server finishes the requests it has.
+                container.stop(timeout=int(props["stop_timeout"]))
+            container.remove(force=True)
 
 
 class Container(Resource, module="docker", name="Container"):
     """A container on the local Docker engine.
 
-    Inputs: name, image, command, env (a secret when it holds keys), ports
-    ([{internal, external, host_ip}]), labels, restart ("no" | "always" | "unless-stopped" |
-    "on-failure"), cpus, memory_mb.
+    Inputs: name (a prefix with `unique_name`: each container gets a fresh suffix, so that a successor
+    can start before its predecessor goes), image, command, env (a secret when it holds keys), ports
+    ([{internal, external, host_ip}]), network, labels, restart ("no" | "always" | "unless-stopped" |
+    "on-failure"), cpus, memory_mb, ready ({path, port, timeout}: create waits for the readiness
+    probe), stop_timeout (seconds a delete lets it finish its requests).
     """
 
     container_id: pulumi.Output[str]
+    container_name: pulumi.Output[str]
+    """The container's name: `name`, or `name-<suffix>` with `unique_name`."""
     image_id: pulumi.Output[str]
     status: pulumi.Output[str]
     ports: pulumi.Output[list[dict[str, Any]]]
@@ -223,7 +339,7 @@ class Container(Resource, module="docker", name="Container"):
         super().__init__(
             ContainerProvider(),
             resource_name,
-            {"container_id": None, "image_id": None, "status": None, **props},
+            {"container_id": None, "container_name": None, "image_id": None, "status": None, **props},
             typed_resource_options(secret_opts, opts),
         )
 
@@ -251,7 +367,7 @@ class ImageProvider(ResourceProvider):
     def _build(self, props: dict[str, Any]) -> dict[str, Any]:
         from docker import errors
 
-        client = _client()
+        client = engine_client()
         _ensure_base_image(client, Path(props["context"]) / (props.get("dockerfile") or "Dockerfile"))
         try:
             image, _logs = client.images.build(
@@ -284,7 +400,7 @@ class ImageProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # The tag is a hash of the whole build context, so it alone says whether anything changed.
-        changed = [k for k in ("tag", "dockerfile", "labels") if _changed(k, olds, news)]
+        changed = [k for k in ("tag", "dockerfile", "labels") if input_changed(k, olds, news)]
         if not olds.get("image_id"):
             changed.append("image_id")
         return DiffResult(changes=bool(changed), replaces=changed, stables=[], delete_before_replace=False)
@@ -293,7 +409,7 @@ class ImageProvider(ResourceProvider):
         from docker import errors
 
         try:
-            image = _client().images.get(id_)
+            image = engine_client().images.get(id_)
         except errors.ImageNotFound:
             return ReadResult(id_="", outs={})
         # An image retagged by hand under our tag carries other labels (or none): that shows as a
@@ -309,7 +425,7 @@ class ImageProvider(ResourceProvider):
         if nothing else tags it."""
         from docker import errors
 
-        client = _client()
+        client = engine_client()
         built = props.get("image_id")
         try:
             current: str | None = client.images.get(id_).id

@@ -150,7 +150,12 @@ def check_references(data: dict[str, Any], origins: Origins) -> list[Problem]:
         for index, model_name in enumerate(models if isinstance(models, list) else []):
             wanted.append((("images", name, "models", index), model_name, "models"))
     for name, endpoint in items(data, "endpoints").items():
-        wanted.append((("endpoints", name, "image"), endpoint.get("image"), "images"))
+        if "image" in endpoint or "deployments" not in endpoint:
+            wanted.append((("endpoints", name, "image"), endpoint.get("image"), "images"))
+        for deployment_name, deployment in items(endpoint, "deployments").items():
+            wanted.append(
+                (("endpoints", name, "deployments", deployment_name, "image"), deployment.get("image"), "images")
+            )
         if endpoint.get("compute_type", "local") == "aks":
             wanted.append((("endpoints", name, "cluster"), endpoint.get("cluster"), "clusters"))
     for name, edge in items(data, "edge").items():
@@ -182,6 +187,28 @@ def check_ports(data: dict[str, Any], origins: Origins) -> list[Problem]:
                 origins.problem(("endpoints", name, "port"), f"port {port} is already used by endpoint '{used[port]}'")
             )
         used[port] = name
+    return problems
+
+
+TRAFFIC_KEYS = ("deployments", "traffic", "mirror_traffic")
+ONE_DEPLOYMENT = {
+    "aci": "ACI has no traffic split: an ACI endpoint runs one deployment (`image`)",
+    "aks": "deployments behind a router run on local endpoints; an AKS endpoint runs one deployment (`image`) "
+    "and rolls it with no request lost",
+}
+
+
+def check_deployments(data: dict[str, Any], origins: Origins) -> list[Problem]:
+    """Several deployments with traffic between them are a local endpoint's; others say so. The keys
+    reported are taken out, so that the schema does not report them a second time as unknown."""
+    problems = []
+    for name, endpoint in items(data, "endpoints").items():
+        reason = ONE_DEPLOYMENT.get(str(endpoint.get("compute_type", "local")))
+        if reason is None:
+            continue
+        for key in [key for key in TRAFFIC_KEYS if key in endpoint]:
+            problems.append(origins.problem(("endpoints", name, key), reason))
+            del endpoint[key]
     return problems
 
 
@@ -227,5 +254,6 @@ def check_stack(data: dict[str, Any], origins: Origins, folder: Path) -> list[Pr
         *check_files(data, origins, folder),
         *check_references(data, origins),
         *check_ports(data, origins),
+        *check_deployments(data, origins),
         *check_azure(data, origins),
     ]

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from modelplane.constants import ACI_MAX_CPU, ACI_MAX_MEMORY_GB, FPGA_VM_PREFIX
 from modelplane.source import Problem
+from modelplane.traffic import MIRROR_MAX, mirror_problems, traffic_problems
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,12 @@ FPGA_MODELS = ("resnet50", "resnet152", "densenet121", "vgg16", "ssdvgg")
 # azureml-core's Model name rule (a file name such as sklearn_regression_model.pkl is a valid name).
 MODEL_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-._]{0,254}$")
 MODEL_NAME_RULE = "letters, digits, '-', '.' and '_', starting with a letter or digit, 1-255 characters (AML's rule)"
+# azure-ai-ml's validate_endpoint_or_deployment_name; a plain `image` is the deployment of this name.
+DEPLOYMENT_NAME = re.compile(r"^(?=.{3,32}$)[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+DEPLOYMENT_NAME_RULE = (
+    "letters, digits and '-', starting with a letter and not ending with '-', 3-32 characters (AML v2's rule)"
+)
+DEFAULT_DEPLOYMENT = "default"
 # InferenceConfig's SUPPORTED_CUDA_VERSIONS (azureml-core); AML refuses others before deploying.
 CUDA_VERSIONS = ("9.0", "9.1", "10.0")
 
@@ -363,14 +370,99 @@ class SuppliedKeys(Strict):
         )
 
 
+class LocalDeploymentSpec(Strict):
+    """One deployment of a local endpoint (AML v2's online deployment): a scoring container behind the
+    endpoint's router."""
+
+    image: str = Field(description="Name of an image under `images`.")
+    cpu_cores: float | None = Field(None, gt=0, le=64, description="CPU limit (default: the endpoint's).")
+    memory_gb: float | None = Field(None, gt=0, le=256, description="Memory limit (default: the endpoint's).")
+
+
 class LocalEndpointSpec(EndpointBase):
-    """AML's LocalWebservice: a container on the local Docker engine."""
+    """AML's LocalWebservice, with AML v2's deployments: a router on the endpoint's port in front of one
+    scoring container per deployment, on the local Docker engine."""
 
     compute_type: Literal["local"] = "local"
+    image: str | None = Field(  # type: ignore[assignment]
+        None, description="Name of an image under `images`: one deployment (`default`) taking all traffic."
+    )
     port: int = Field(8890, ge=1024, le=65535, description="Host port on 127.0.0.1 (AML default 8890).")
     auth_enabled: bool = Field(True, description="Require a key (Modelplane's gate; on by default).")
-    cpu_cores: float | None = Field(None, gt=0, le=64, description="CPU limit for the container.")
-    memory_gb: float | None = Field(None, gt=0, le=256, description="Memory limit for the container.")
+    cpu_cores: float | None = Field(None, gt=0, le=64, description="CPU limit per container.")
+    memory_gb: float | None = Field(None, gt=0, le=256, description="Memory limit per container.")
+    deployments: dict[str, LocalDeploymentSpec] = Field(
+        default_factory=dict, description="Named deployments (AML v2's blue/green), instead of `image`."
+    )
+    traffic: dict[str, int] = Field(
+        default_factory=dict, description="Percent of live requests per deployment: sums to 100, or 0."
+    )
+    mirror_traffic: dict[str, int] = Field(
+        default_factory=dict,
+        description=f"Percent of live requests copied to one deployment without live traffic (at most {MIRROR_MAX}).",
+    )
+
+    @field_validator("deployments")
+    @classmethod
+    def _deployment_names(cls, value: dict[str, LocalDeploymentSpec]) -> dict[str, LocalDeploymentSpec]:
+        for name in value:
+            if not DEPLOYMENT_NAME.match(name):
+                raise ValueError(f"invalid deployment name '{name}': {DEPLOYMENT_NAME_RULE}")
+        return value
+
+    @field_validator("traffic")
+    @classmethod
+    def _traffic(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        names = _deployment_names(info.data)
+        if names is not None and (problems := traffic_problems(value, names)):
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("mirror_traffic")
+    @classmethod
+    def _mirror(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        names = _deployment_names(info.data)
+        traffic = info.data.get("traffic")
+        if names is not None and traffic is not None and (problems := mirror_problems(value, traffic, names)):
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> LocalEndpointSpec:
+        if (self.image is None) == (not self.deployments):
+            raise ValueError("give `image` (one deployment taking all traffic) or `deployments`, not both or neither")
+        if len(self.deployments) > 1 and not self.traffic:
+            first = next(iter(self.deployments))
+            raise ValueError(f"with more than one deployment, say where traffic goes (e.g. traffic: {{{first}: 100}})")
+        return self
+
+    @property
+    def serving(self) -> dict[str, LocalDeploymentSpec]:
+        """Every deployment, with the endpoint's limits where it sets none; a plain `image` is `default`."""
+        declared = self.deployments or {DEFAULT_DEPLOYMENT: LocalDeploymentSpec(image=str(self.image))}
+        return {
+            name: deployment.model_copy(
+                update={
+                    "cpu_cores": deployment.cpu_cores or self.cpu_cores,
+                    "memory_gb": deployment.memory_gb or self.memory_gb,
+                }
+            )
+            for name, deployment in declared.items()
+        }
+
+    @property
+    def live_traffic(self) -> dict[str, int]:
+        """Percent of live requests per deployment (all of them to a single deployment)."""
+        if self.traffic:
+            return {name: self.traffic.get(name, 0) for name in self.serving}
+        return {name: 100 for name in self.serving}
+
+
+def _deployment_names(data: dict[str, Any]) -> list[str] | None:
+    """The deployments of an endpoint being validated (None when they failed validation)."""
+    if "deployments" not in data:
+        return None
+    return list(data["deployments"]) or [DEFAULT_DEPLOYMENT]
 
 
 class AciEndpointSpec(EndpointBase, SuppliedKeys):

@@ -1,0 +1,1 @@
+"""Modelplane's benchmarks (`make bench` runs bench/run.py)."""

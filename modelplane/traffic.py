@@ -1,0 +1,59 @@
+"""Traffic between the deployments of one endpoint (AML v2's `traffic` and `mirror_traffic`): the
+rules, written once, that the stack's schema enforces and the policy pack checks again on the plan.
+
+`traffic` maps deployments to whole percents of live requests: they sum to 100, or to 0 (an endpoint
+that serves no one, as AML allows). `mirror_traffic` copies a share of live requests to one deployment
+whose answers are dropped: at most 50%, and never to a deployment that takes live traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+MIRROR_MAX = 50
+
+
+def traffic_problems(traffic: Mapping[str, int], deployments: Iterable[str]) -> list[str]:
+    """What is wrong with a live traffic split over `deployments`."""
+    declared = set(deployments)
+    problems = [_unknown("traffic", name, declared) for name in traffic if name not in declared]
+    problems += [
+        f"traffic to '{name}' is {share}%: a share is a whole percent from 0 to 100"
+        for name, share in traffic.items()
+        if not 0 <= share <= 100
+    ]
+    total = sum(traffic.values())
+    if total not in (0, 100):
+        shares = ", ".join(f"{name} {share}" for name, share in traffic.items())
+        problems.append(f"traffic sums to {total} ({shares}): it must sum to 100, or to 0 to serve no one")
+    return problems
+
+
+def mirror_problems(mirror: Mapping[str, int], traffic: Mapping[str, int], deployments: Iterable[str]) -> list[str]:
+    """What is wrong with a mirror of live traffic."""
+    declared = set(deployments)
+    problems = [_unknown("mirror_traffic", name, declared) for name in mirror if name not in declared]
+    if len(mirror) > 1:
+        problems.append(f"mirror_traffic names {len(mirror)} deployments: one deployment takes the mirror")
+    for name, share in mirror.items():
+        if not 0 <= share <= MIRROR_MAX:
+            problems.append(f"mirror_traffic to '{name}' is {share}%: at most {MIRROR_MAX}%")
+        if traffic.get(name, 0) > 0 and share > 0:
+            problems.append(
+                f"mirror_traffic to '{name}', which takes {traffic[name]}% of live traffic: "
+                "mirror only to a deployment without live traffic"
+            )
+    return problems
+
+
+def _unknown(field: str, name: str, declared: set[str]) -> str:
+    return f"{field} names '{name}', which is not a deployment; deployments: {', '.join(sorted(declared)) or 'none'}"
+
+
+def shift_line(endpoint: str, before: Mapping[str, int], after: Mapping[str, int]) -> str | None:
+    """`endpoint web: traffic blue 90→0, green 10→100`, or None when nothing moved."""
+    names = sorted(set(before) | set(after))
+    moved = [f"{name} {before.get(name, 0)}→{after.get(name, 0)}" for name in names]
+    if all(before.get(name, 0) == after.get(name, 0) for name in names):
+        return None
+    return f"endpoint {endpoint}: traffic {', '.join(moved)}"
