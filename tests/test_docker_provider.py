@@ -66,3 +66,24 @@ def test_a_resource_left_from_a_failed_update_leaves_its_successors_image(tmp_pa
         provider.delete(successor.id, successor.outs)
     with pytest.raises(docker.errors.ImageNotFound):
         docker.from_env().images.get(props["tag"])
+
+
+def test_a_failure_shows_why_the_worker_failed_not_gunicorns_halt() -> None:
+    from modelplane.providers.docker import telling_tail
+
+    log = "\n".join(
+        [
+            "I azmlinfsrv - Invoking user's init function",
+            "E azmlinfsrv - User's init function failed",
+            "RuntimeError: the model file is corrupt",
+            "I gunicorn.error - Worker exiting (pid: 9)",
+            "Traceback (most recent call last):",
+            '  File "/opt/venv/lib/python3.11/site-packages/gunicorn/arbiter.py", line 299, in handle_chld',
+            "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>",
+            *[f"  frame {n}" for n in range(40)],
+        ]
+    )
+    tail = telling_tail(log, 30).splitlines()
+    assert "RuntimeError: the model file is corrupt" in tail
+    assert tail[-1] == "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>"
+    assert telling_tail("a\nb\nc", 2) == "b\nc"
