@@ -3,9 +3,6 @@ router image) accepts every shape."""
 
 from __future__ import annotations
 
-import io
-import tarfile
-
 import pytest
 
 from modelplane.router import CONFIG_PATH, ROUTER_IMAGE, Route, config_digest, render_config
@@ -60,19 +57,14 @@ def test_the_router_serves_the_digest_of_its_own_configuration() -> None:
 def test_nginx_accepts_every_shape(shape: str) -> None:
     import docker
 
-    from modelplane.providers.router import ensure_router_image
+    from modelplane.providers.router import config_archive, ensure_router_image
 
     client = docker.from_env()
     ensure_router_image(client)
-    config = render_config("web", SHAPES[shape]).encode()
+    config = render_config("web", SHAPES[shape])
     container = client.containers.create(ROUTER_IMAGE, command=["nginx", "-c", CONFIG_PATH, "-t"])
     try:
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            info = tarfile.TarInfo(CONFIG_PATH.lstrip("/"))
-            info.size = len(config)
-            tar.addfile(info, io.BytesIO(config))
-        container.put_archive("/", archive.getvalue())
+        container.put_archive("/", config_archive(config))
         container.start()
         result = container.wait(timeout=60)
         output = container.logs().decode()

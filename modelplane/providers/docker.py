@@ -358,14 +358,14 @@ class Container(Resource, module="docker", name="Container"):
         )
 
 
-def _ensure_base_image(client: docker.DockerClient, dockerfile: Path) -> None:
-    """Make the Modelplane base image the Dockerfile starts FROM when the engine lacks it (a Python
-    pin chose a Debian release whose base is made on first use)."""
+def ensure_base_image(client: docker.DockerClient, dockerfile: str) -> None:
+    """Make the Modelplane base image a Dockerfile (its text) starts FROM when the engine lacks it (a
+    Python pin chose a Debian release whose base is made on first use)."""
     from docker import errors
 
     from modelplane.base_images import base_named, build_base_image
 
-    first = next((line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("FROM ")), "")
+    first = next((line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")), "")
     base = base_named(first)
     if base is None:
         return
@@ -375,6 +375,11 @@ def _ensure_base_image(client: docker.DockerClient, dockerfile: Path) -> None:
         build_base_image(base)
 
 
+def build_log(error: Any) -> str:
+    """The output of a failed `docker build` (a docker.errors.BuildError)."""
+    return "".join(str(chunk.get("stream", "")) for chunk in error.build_log if isinstance(chunk, dict))
+
+
 class ImageProvider(ResourceProvider):
     """Builds an image from a context folder under a content-addressed tag; removes it on delete."""
 
@@ -382,7 +387,8 @@ class ImageProvider(ResourceProvider):
         from docker import errors
 
         client = engine_client()
-        _ensure_base_image(client, Path(props["context"]) / (props.get("dockerfile") or "Dockerfile"))
+        dockerfile = Path(props["context"]) / (props.get("dockerfile") or "Dockerfile")
+        ensure_base_image(client, dockerfile.read_text())
         try:
             image, _logs = client.images.build(
                 path=props["context"],
@@ -396,8 +402,9 @@ class ImageProvider(ResourceProvider):
                 labels={**(props.get("labels") or {}), "modelplane.managed": "true", BUILD_LABEL: secrets.token_hex(8)},
             )
         except errors.BuildError as error:
-            log = "".join(str(chunk.get("stream", "")) for chunk in error.build_log if isinstance(chunk, dict))
-            raise RuntimeError(f"docker build of {props['tag']} failed: {error.msg}\n{log[-4000:]}") from None
+            raise RuntimeError(
+                f"docker build of {props['tag']} failed: {error.msg}\n{build_log(error)[-4000:]}"
+            ) from None
         registry = props.get("registry")
         if registry:
             # Push to the workspace registry; the stream reports failures as {"error": ...} lines.

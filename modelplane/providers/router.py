@@ -19,7 +19,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from modelplane.providers import typed_resource_options
-from modelplane.providers.docker import LOG_TAIL, engine_client, input_changed
+from modelplane.providers.docker import LOG_TAIL, build_log, engine_client, ensure_base_image, input_changed
 from modelplane.router import (
     CONFIG_PATH,
     CONFIG_PROBE,
@@ -88,48 +88,36 @@ def ensure_router_image(client: Any) -> None:
     """Build the router image (nginx-light on the default base image) the first time it is needed."""
     from docker import errors
 
-    from modelplane.base_images import DEFAULT_BASE, build_base_image
-
     try:
         client.images.get(ROUTER_IMAGE)
         return
     except errors.ImageNotFound:
         pass
-    try:
-        client.images.get(DEFAULT_BASE.image)
-    except errors.ImageNotFound:
-        build_base_image(DEFAULT_BASE)
+    ensure_base_image(client, ROUTER_DOCKERFILE)
     try:
         client.images.build(fileobj=io.BytesIO(ROUTER_DOCKERFILE.encode()), tag=ROUTER_IMAGE, rm=True, forcerm=True)
     except errors.BuildError as error:
-        log = "".join(str(chunk.get("stream", "")) for chunk in error.build_log if isinstance(chunk, dict))
-        raise RuntimeError(f"building the router image {ROUTER_IMAGE} failed: {error.msg}\n{log[-3000:]}") from None
+        raise RuntimeError(
+            f"building the router image {ROUTER_IMAGE} failed: {error.msg}\n{build_log(error)[-3000:]}"
+        ) from None
 
 
-def _config_archive(config: str) -> bytes:
+def config_archive(config: str) -> bytes:
+    """A tar archive to unpack at / that holds the configuration at CONFIG_PATH (with its folder)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
+        folder = tarfile.TarInfo(CONFIG_PATH.lstrip("/").rsplit("/", 1)[0])
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        archive.addfile(folder)
         data = config.encode()
-        info = tarfile.TarInfo(CONFIG_PATH.rsplit("/", 1)[1])
-        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-        archive.addfile(info, io.BytesIO(data))
+        file = tarfile.TarInfo(CONFIG_PATH.lstrip("/"))
+        file.size, file.mode, file.mtime = len(data), 0o644, int(time.time())
+        archive.addfile(file, io.BytesIO(data))
     return buffer.getvalue()
 
 
 def _put_config(container: Any, config: str) -> None:
-    folder = CONFIG_PATH.rsplit("/", 1)[0]
-    if container.status == "running":
-        container.exec_run(["mkdir", "-p", folder])
-        container.put_archive(folder, _config_archive(config))
-        return
-    # Not started yet: the folder is made by an archive of its own.
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(folder.lstrip("/"))
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
-        archive.addfile(info)
-    container.put_archive("/", buffer.getvalue())
-    container.put_archive(folder, _config_archive(config))
+    container.put_archive("/", config_archive(config))
 
 
 def _router_logs(container: Any) -> str:
