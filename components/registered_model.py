@@ -73,6 +73,8 @@ class RegisteredModel(pulumi.ComponentResource):
         version = version_of(digest)
         self.files_path = args.spec.path
         self.version_value = version
+        # The model version's resource ID in the workspace (AML v2 deployments name their model by it).
+        self.asset_id: pulumi.Output[str] | None = None
         if isinstance(args.target, LocalModelStore):
             self.uri = self._store_locally(name, args, args.target, version, digest)
         else:
@@ -117,14 +119,8 @@ class RegisteredModel(pulumi.ComponentResource):
             properties={"description": args.spec.description, "tags": tags},
             opts=child,
         )
-        uri = pulumi.Output.concat(
-            "https://",
-            pulumi.Output.from_input(target.storage_account_name),
-            ".blob.core.windows.net/",
-            container_name,
-            f"/{version}",
-        )
-        machinelearningservices.ModelVersion(
+        uri = blob_uri(target, container_name, version)
+        model_version = machinelearningservices.ModelVersion(
             f"{name}-version",
             name=model_container.name,
             version=version,
@@ -139,31 +135,65 @@ class RegisteredModel(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=blobs),
         )
+        self.asset_id = model_version.id
         return uri
 
     def _upload(
         self, name: str, args: RegisteredModelArgs, target: AzureModelTarget, version: str
     ) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
-        """A blob container for the model and one blob per file under `<version>/`."""
-        from pulumi_azure_native import storage
-
-        child = pulumi.ResourceOptions(parent=self)
-        placed = {"account_name": target.storage_account_name, "resource_group_name": target.resource_group_name}
-        container = storage.BlobContainer(
-            f"{name}-blobs", container_name=blob_container_name(args.model_name), opts=child, **placed
-        )
         # A folder keeps its name under the version, as AML registers it (and the image lays it out).
-        root = args.spec.path.parent
-        blobs: list[pulumi.Resource] = [
-            storage.Blob(
-                f"{name}-blob-{index}",
-                blob_name=f"{version}/{file.relative_to(root).as_posix()}",
-                container_name=container.name,
-                source=pulumi.FileAsset(str(file)),
-                type=storage.BlobType.BLOCK,
-                opts=child,
-                **placed,
-            )
-            for index, file in enumerate(files_under(args.spec.path))
-        ]
-        return container.name, blobs
+        return upload_files(
+            name,
+            BlobFiles(
+                blob_container_name(args.model_name), args.spec.path.parent, files_under(args.spec.path), version
+            ),
+            target,
+            self,
+        )
+
+
+@dataclass(frozen=True)
+class BlobFiles:
+    """Files uploaded to a blob container of the workspace's storage account, under `prefix/`."""
+
+    container_name: str
+    root: Path
+    """Blob names are the files' paths relative to this folder."""
+    files: list[Path]
+    prefix: str
+
+
+def upload_files(
+    name: str, upload: BlobFiles, target: AzureModelTarget, parent: pulumi.Resource
+) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
+    """A blob container and one blob per file; the container's name and the blobs (an asset that
+    points at them waits for them)."""
+    from pulumi_azure_native import storage
+
+    child = pulumi.ResourceOptions(parent=parent)
+    placed = {"account_name": target.storage_account_name, "resource_group_name": target.resource_group_name}
+    container = storage.BlobContainer(f"{name}-blobs", container_name=upload.container_name, opts=child, **placed)
+    blobs: list[pulumi.Resource] = [
+        storage.Blob(
+            f"{name}-blob-{index}",
+            blob_name=f"{upload.prefix}/{file.relative_to(upload.root).as_posix()}",
+            container_name=container.name,
+            source=pulumi.FileAsset(str(file)),
+            type=storage.BlobType.BLOCK,
+            opts=child,
+            **placed,
+        )
+        for index, file in enumerate(upload.files)
+    ]
+    return container.name, blobs
+
+
+def blob_uri(target: AzureModelTarget, container_name: pulumi.Input[str], prefix: str) -> pulumi.Output[str]:
+    """The https URI of a folder of blobs in the workspace's storage account."""
+    return pulumi.Output.concat(
+        "https://",
+        pulumi.Output.from_input(target.storage_account_name),
+        ".blob.core.windows.net/",
+        container_name,
+        f"/{prefix}",
+    )

@@ -1,4 +1,4 @@
-"""The `modelplane` command line: validate, plan, preview, up, drift, destroy, outputs, invoke."""
+"""The `modelplane` command line: validate, plan, preview, up, drift, destroy, outputs, invoke, migrate."""
 
 from __future__ import annotations
 
@@ -64,6 +64,29 @@ def _validate(args: argparse.Namespace) -> int:
         )
         print(f"{file}: valid ({counts or 'empty'})")
     return status
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from modelplane.migrate import migrate, v1_files_stack
+
+    todo: list[str] = []
+    if args.inference_config or args.deployment_config:
+        if not (args.inference_config and args.deployment_config) or args.stack or args.file:
+            raise CliError("give --stack/--file, or --inference-config with --deployment-config", EXIT_INVALID)
+        out = Path(args.out or f"{args.name}-v2")
+        models = [Path(m) for m in args.model or []]
+        file, todo = v1_files_stack(Path(args.inference_config), Path(args.deployment_config), models, args.name, out)
+    elif args.stack or args.file:
+        file = _ref(args).file
+    else:
+        raise CliError("give --stack NAME, --file PATH, or --inference-config F --deployment-config F", EXIT_INVALID)
+    spec = load_stack(file)
+    migration = migrate(spec, Path(args.out or f"{spec.name}-v2"))
+    print("wrote:", *(f"  {path}" for path in migration.files), sep="\n")
+    for title, lines in (("no v2 equivalent", migration.unmapped), ("notes", migration.notes), ("to do", todo)):
+        if lines:
+            print(f"{title}:", *(f"  {line}" for line in lines), sep="\n")
+    return EXIT_OK
 
 
 def _ref(args: argparse.Namespace) -> StackRef:
@@ -338,6 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     outputs = _stack_command(commands, "outputs", "print the stack's outputs as JSON", _outputs)
     _flag(outputs, "--show-secrets", "print keys instead of [secret]")
+
+    migrate = commands.add_parser("migrate", help="write the Azure ML v2 equivalents of a v1 stack or v1 files")
+    migrate.add_argument("--stack", metavar="NAME", help="stacks/NAME.yaml")
+    migrate.add_argument("--file", metavar="PATH", help="a stack declaration anywhere on disk")
+    migrate.add_argument("--inference-config", metavar="FILE", help="an AML v1 inferenceconfig.json")
+    migrate.add_argument("--deployment-config", metavar="FILE", help="an AML v1 deploymentconfig.json")
+    migrate.add_argument("--model", action="append", metavar="PATH", help="a model file the v1 deploy registered")
+    migrate.add_argument("--name", default="endpoint", help="endpoint name for --inference-config (default: endpoint)")
+    migrate.add_argument("--out", metavar="DIR", help="where to write (default: ./<stack>-v2)")
+    migrate.set_defaults(handler=_migrate)
 
     invoke = _stack_command(commands, "invoke", "call an endpoint with its key and print the answer", _invoke)
     invoke.add_argument("endpoint", nargs="?", metavar="ENDPOINT", help="endpoint name")

@@ -25,7 +25,15 @@ DYNAMIC_TYPES = {
     "keys": "pulumi-python:dynamic/keys:EndpointKeys",
     "stored_model": "pulumi-python:dynamic/models:StoredModel",
     "edge_deployment": "pulumi-python:dynamic/iot:EdgeDeployment",
+    "online_traffic": "pulumi-python:dynamic/azureml:OnlineTraffic",
 }
+# A local endpoint's router and an AML v2 online endpoint's traffic carry the same two maps.
+TRAFFIC_TYPES = (DYNAMIC_TYPES["router"], DYNAMIC_TYPES["online_traffic"])
 # Labels on every Kubernetes object of an endpoint (the policy pack finds Modelplane's by them).
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 ENVIRONMENT_LABEL = "modelplane.io/environment"
+# The `environment` tag (or label) values that mark a production stack.
+PRODUCTION_VALUES = ("prod", "production")
+# What Azure ML recommends for a production online deployment (the policy pack holds stacks to it).
+PRODUCTION_MIN_INSTANCES = 3
+PRODUCTION_MIN_VCPUS = 4

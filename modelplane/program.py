@@ -21,6 +21,8 @@ from modelplane.dockerfile import ModelFiles
 from modelplane.engine import state_root
 from modelplane.source import SpecError
 from modelplane.spec import AciEndpointSpec, AksEndpointSpec, LocalEndpointSpec, StackSpec
+from modelplane.spec.references import online_only_images
+from modelplane.spec.schema import OnlineEndpointSpec
 
 # The Azure and Kubernetes components are imported by the builders of stacks that use them: their
 # SDKs cost startup time on every preview of a local stack (bench/: engine overhead).
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from components.aks_endpoint import AksEndpoint
     from components.edge_module import EdgeModule
     from components.fpga_service import FpgaService
+    from components.online_endpoint import OnlineEndpoint
     from components.workspace import Workspace
 
 
@@ -41,6 +44,8 @@ class ProgramOptions:
     """Local model store and image build contexts live under here."""
     iot_hub_endpoint: str | None = None
     """IoT Hub data-plane base URL override (a local double in tests)."""
+    arm_endpoint: str | None = None
+    """Azure Resource Manager base URL for what Modelplane sets itself (online traffic): a local double in tests."""
     extra_labels: dict[str, str] = field(default_factory=dict)
     """Labels added to local containers."""
     local_provider: pulumi.ProviderResource | None = None
@@ -55,7 +60,7 @@ class StackOutputs:
     models: dict[str, RegisteredModel] = field(default_factory=dict)
     images: dict[str, ScoringImage] = field(default_factory=dict)
     clusters: dict[str, AksCluster] = field(default_factory=dict)
-    endpoints: dict[str, LocalEndpoint | AciEndpoint | AksEndpoint] = field(default_factory=dict)
+    endpoints: dict[str, LocalEndpoint | AciEndpoint | AksEndpoint | OnlineEndpoint] = field(default_factory=dict)
     edge: dict[str, EdgeModule] = field(default_factory=dict)
     fpga: dict[str, FpgaService] = field(default_factory=dict)
 
@@ -157,7 +162,11 @@ def build_models(context: BuildContext) -> None:
 
 def build_images(context: BuildContext) -> None:
     models = context.out.models
+    # Azure ML builds the environment of an image that only v2 online deployments use.
+    built_by_azure = online_only_images(context.spec.model_dump(include={"endpoints", "edge", "fpga"}))
     for name, image in context.spec.images.items():
+        if name in built_by_azure:
+            continue
         files = tuple(
             ModelFiles(name=m, version=models[m].version_value, path=models[m].files_path) for m in image.models
         )
@@ -212,9 +221,11 @@ def build_clusters(context: BuildContext) -> None:
 def build_endpoints(context: BuildContext) -> None:
     for name, endpoint in context.spec.endpoints.items():
         if isinstance(endpoint, LocalEndpointSpec):
-            built: LocalEndpoint | AciEndpoint | AksEndpoint = local_endpoint(context, name, endpoint)
+            built: LocalEndpoint | AciEndpoint | AksEndpoint | OnlineEndpoint = local_endpoint(context, name, endpoint)
         elif isinstance(endpoint, AciEndpointSpec):
             built = aci_endpoint(context, name, endpoint)
+        elif isinstance(endpoint, OnlineEndpointSpec):
+            built = online_endpoint(context, name, endpoint)
         else:
             built = aks_endpoint(context, name, endpoint)
         context.out.endpoints[name] = built
@@ -246,6 +257,26 @@ def aci_endpoint(context: BuildContext, name: str, endpoint: AciEndpointSpec) ->
         **azure.placement(),
     )
     return AciEndpoint(f"endpoint-{name}", args, context.opts)
+
+
+def online_endpoint(context: BuildContext, name: str, endpoint: OnlineEndpointSpec) -> OnlineEndpoint:
+    from components.online_endpoint import OnlineEndpoint, OnlineEndpointArgs
+
+    azure = context.require_azure(f"endpoint {name}")
+    images = {d.image: context.spec.images[d.image] for d in endpoint.deployments.values()}
+    # A v2 deployment serves one model: the image's first (the spec warns about the others).
+    models = {image: spec.models[0] if spec.models else None for image, spec in images.items()}
+    args = OnlineEndpointArgs(
+        endpoint_name=name,
+        spec=endpoint,
+        images=images,
+        model_ids={image: context.out.models[m].asset_id if m else None for image, m in models.items()},
+        workspace=azure.model_target(),
+        location=azure.workspace.location,
+        tags=context.spec.tags,
+        arm_endpoint=context.options.arm_endpoint,
+    )
+    return OnlineEndpoint(f"endpoint-{name}", args, context.opts)
 
 
 def aks_endpoint(context: BuildContext, name: str, endpoint: AksEndpointSpec) -> AksEndpoint:

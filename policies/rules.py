@@ -6,10 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from modelplane.constants import DYNAMIC_TYPES, ENVIRONMENT_LABEL, MANAGED_BY_LABEL
+from modelplane.constants import DYNAMIC_TYPES, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, PRODUCTION_VALUES
 
 Level = Literal["advisory", "mandatory", "disabled"]
-PRODUCTION_VALUES = ("prod", "production")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ FAST_PROD_MIN_VCPUS = 12
 DEV_TEST_MIN_VCPUS = 2
 # vCPUs of the VM sizes Modelplane supports for AKS agents (Azure's published sizes).
 VCPUS = {
+    "Standard_DS1_v2": 1,
+    "Standard_F2s_v2": 2,
     "Standard_D2_v2": 2,
     "Standard_D3_v2": 4,
     "Standard_D4_v2": 8,
@@ -30,6 +32,8 @@ VCPUS = {
     "Standard_D8s_v5": 8,
     "Standard_D16s_v5": 16,
     "Standard_F4s_v2": 4,
+    "Standard_E4s_v3": 4,
+    "Standard_E8s_v3": 8,
     "Standard_F8s_v2": 8,
     "Standard_F16s_v2": 16,
     "Standard_NC6s_v3": 6,

@@ -1,13 +1,13 @@
-"""Traffic between an endpoint's deployments: shares that sum to 100 (or 0), and a bounded mirror to a
-deployment without live traffic. The rules are modelplane.traffic's, checked again on the plan: a
-declaration cannot break them, a program or state edited by hand can."""
+"""Traffic between an endpoint's deployments (local, or AML v2 online): shares that sum to 100 (or 0),
+and a bounded mirror to a deployment without live traffic. The rules are modelplane.traffic's, checked
+again on the plan: a declaration cannot break them, a program or state edited by hand can."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from modelplane.constants import DYNAMIC_TYPES
+from modelplane.constants import TRAFFIC_TYPES
 from modelplane.traffic import mirror_problems, traffic_problems
 from policies.rules import Resource, Rule, RuleConfig
 
@@ -24,18 +24,18 @@ def _deployments(resource: Resource) -> list[str]:
 
 
 def _endpoint(resource: Resource) -> str:
-    return str(resource.props.get("endpoint") or resource.name)
+    return str(resource.props.get("endpoint") or resource.props.get("endpoint_name") or resource.name)
 
 
 def traffic_sums(resource: Resource, _config: RuleConfig) -> list[str]:
-    if resource.type != DYNAMIC_TYPES["router"]:
+    if resource.type not in TRAFFIC_TYPES:
         return []
     problems = traffic_problems(_shares(resource, "traffic"), _deployments(resource))
     return [f"Endpoint {_endpoint(resource)}: {problem}." for problem in problems]
 
 
 def mirror_bounds(resource: Resource, _config: RuleConfig) -> list[str]:
-    if resource.type != DYNAMIC_TYPES["router"]:
+    if resource.type not in TRAFFIC_TYPES:
         return []
     mirror, traffic = _shares(resource, "mirror_traffic"), _shares(resource, "traffic")
     return [

@@ -42,7 +42,7 @@ def edited(resource: Resource, change: Callable[[dict[str, Any]], None]) -> Reso
     return Resource(resource.type, resource.name, props)
 
 
-@pytest.mark.parametrize("stack", ["local", "dev", "prod"])
+@pytest.mark.parametrize("stack", ["local", "dev", "dev-v2", "prod"])
 def test_shipped_stacks_are_compliant(stack: str) -> None:
     config = STACKS.parent / "policies" / "config" / f"{stack}.json"
     assert evaluate(baseline(stack), config if config.exists() else None) == []
@@ -276,3 +276,62 @@ def test_mirror_bounds() -> None:
     assert violations("mirror-bounds", too_much) == [
         "Endpoint regression: mirror_traffic to 'default' is 60%: at most 50%."
     ]
+
+
+def test_online_traffic_follows_the_same_rules() -> None:
+    traffic = find("dev-v2", "endpoint-regression-v2-traffic")
+    assert violations("traffic-sums", traffic) == []
+    split = edited(traffic, lambda p: p.update({"traffic": {"blue": 90, "green": 20}}))
+    assert violations("traffic-sums", split) == [
+        "Endpoint regression-v2: traffic sums to 110 (blue 90, green 20): it must sum to 100, or to 0 to serve no one."
+    ]
+
+
+# --- AML v2 online endpoints ---
+
+BLUE = "endpoint-regression-v2-blue"
+
+
+def production(props: dict[str, Any]) -> None:
+    props["tags"]["environment"] = "production"
+
+
+def test_online_production_instances() -> None:
+    blue = find("dev-v2", BLUE)
+    assert violations("online-production-instances", blue) == []
+    one = edited(blue, production)
+    assert violations("online-production-instances", one) == [
+        "Give production deployment regression-v2/blue at least 3 instances: it can run on 1, and Azure ML needs"
+        " spare capacity to upgrade and heal without dropping requests."
+    ]
+    three = edited(one, lambda p: p["sku"].update(capacity=3))
+    assert violations("online-production-instances", three) == []
+    autoscaled = edited(
+        three, lambda p: p["properties"].update(scaleSettings={"scaleType": "TargetUtilization", "minInstances": 2})
+    )
+    assert len(violations("online-production-instances", autoscaled)) == 1
+    assert violations("online-production-instances", one, {"minInstances": 1}) == []
+
+
+def test_online_production_instance_size() -> None:
+    blue = edited(find("dev-v2", BLUE), production)
+    assert violations("online-production-instance-size", blue) == []
+    small = edited(blue, lambda p: p["properties"].update(instanceType="Standard_DS1_v2"))
+    assert violations("online-production-instance-size", small) == [
+        "Give production deployment regression-v2/blue an instance type with at least 4 vCPUs: Standard_DS1_v2 has 1"
+        " (Azure ML calls the small sizes fit for testing only)."
+    ]
+    unknown = edited(blue, lambda p: p["properties"].update(instanceType="Standard_Z9"))
+    assert "not in the vCPU table" in violations("online-production-instance-size", unknown)[0]
+
+
+def test_online_production_token_auth() -> None:
+    endpoint = find("dev-v2", "endpoint-regression-v2-endpoint")
+    assert violations("online-production-token-auth", endpoint) == []
+    keyed = edited(endpoint, production)
+    assert violations("online-production-token-auth", keyed) == [
+        "Use auth_mode aml_token or aad_token on production endpoint regression-v2: its callers hold keys (Key)"
+        " that never expire."
+    ]
+    tokens = edited(keyed, lambda p: p["properties"].update(authMode="AMLToken"))
+    assert violations("online-production-token-auth", tokens) == []

@@ -43,7 +43,10 @@ NAME_PROPERTIES = {
     "azure-native:containerservice:ManagedCluster": "resourceName",
     "azure-native:containerservice:AgentPool": "agentPoolName",
     "azure-native:iothub:IotHubResource": "resourceName",
+    "azure-native:machinelearningservices:OnlineEndpoint": "endpointName",
+    "azure-native:machinelearningservices:OnlineDeployment": "deploymentName",
 }
+ONLINE_KEYS = {"primaryKey": "mock-online-primary-key", "secondaryKey": "mock-online-secondary-key"}
 
 
 def is_secret(value: Any) -> bool:
@@ -122,6 +125,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "kubernetes:core/v1:Service":
             outputs["status"] = {"loadBalancer": {"ingress": [{"ip": "20.0.0.10"}]}}
             outputs["spec"] = {**inputs.get("spec", {}), "clusterIP": "10.0.0.10"}
+        if args.typ == "azure-native:machinelearningservices:OnlineEndpoint":
+            host = f"https://{outputs['name']}.eastus.inference.ml.azure.com"
+            outputs["properties"] = {
+                **inputs.get("properties", {}),
+                "scoringUri": f"{host}/score",
+                "swaggerUri": f"{host}/swagger.json",
+            }
         if args.typ in DYNAMIC_OUTPUTS:
             outputs.update(DYNAMIC_OUTPUTS[args.typ](args.name, inputs))
         return f"{args.name}-id", outputs
@@ -151,6 +161,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "kubernetesVersion": "1.31.1",
                 "name": name,
             }
+        if token == "azure-native:machinelearningservices:listOnlineEndpointKeys":
+            return ONLINE_KEYS
         if token == "azure-native:iothub:listIotHubResourceKeys":
             return {"value": [{"keyName": "iothubowner", "primaryKey": IOT_HUB_KEY, "rights": "RegistryWrite"}]}
         if token == "azure-native:machinelearningservices:getWorkspace":

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from modelplane.constants import DYNAMIC_TYPES
+from modelplane.constants import TRAFFIC_TYPES
 from modelplane.traffic import shift_line
 
 PLAN_SCHEMA_VERSION = 1
@@ -93,7 +93,7 @@ class Plan:
         """Traffic that moves between the deployments of an endpoint, one entry per endpoint."""
         shifts = []
         for resource in self.resources:
-            if resource.type != DYNAMIC_TYPES["router"] or resource.op not in ("update", "replace"):
+            if resource.type not in TRAFFIC_TYPES or resource.op not in ("update", "replace"):
                 continue
             moved = [c for c in resource.changes if c.path.startswith(TRAFFIC_PREFIX)]
             before = {c.path.removeprefix(TRAFFIC_PREFIX): int(c.old or 0) for c in moved}

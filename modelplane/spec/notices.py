@@ -19,8 +19,8 @@ from modelplane.base_images import DEFAULT_BASE, available
 from modelplane.conda import CondaSpecError, base_for, pip_requirement, split_match_spec
 from modelplane.source import PathKey, Problem, SpecError, load_document
 from modelplane.spec.positions import Findings, Origins, display, model_of
-from modelplane.spec.references import SECTIONS, items
-from modelplane.spec.schema import StackSpec, no_effect_fields
+from modelplane.spec.references import SECTIONS, items, online_only_images
+from modelplane.spec.schema import V2_UNMAPPED_IMAGE_SETTINGS, StackSpec, no_effect_fields
 
 CHANNELS_UNUSED = "conda channels are not used: the image installs packages from PyPI with pip"
 ProblemAt = Callable[[PathKey, str], Problem]
@@ -35,9 +35,27 @@ def check_notices(data: dict[str, Any], origins: Origins) -> Findings:
             model = model_of(annotation, item)
             if isinstance(model, type) and issubclass(model, BaseModel):
                 _no_effect(model, item, (section, name), origins, findings)
+    built_by_azure = online_only_images(data)
     for name, image in items(data, "images").items():
-        _environment(image, ("images", name), origins, findings)
+        if name in built_by_azure:
+            _online_image(image, ("images", name), origins, findings)
+        else:
+            _environment(image, ("images", name), origins, findings)
     return findings
+
+
+def _online_image(image: dict[str, Any], where: PathKey, origins: Origins, found: Findings) -> None:
+    """What a v2 deployment cannot take from an inference config: each setting by name, and all but one model."""
+    for key, advice in V2_UNMAPPED_IMAGE_SETTINGS.items():
+        if image.get(key) not in (None, False):
+            found.warnings.append(origins.problem((*where, key), f"has no effect on AML v2 deployments: {advice}"))
+    models = image.get("models")
+    if isinstance(models, list) and len(models) > 1:
+        message = (
+            f"an AML v2 deployment serves one model: it gets '{models[0]}'; the others"
+            f" ({', '.join(map(str, models[1:]))}) are not mounted (ship them with the code, or deploy them apart)"
+        )
+        found.warnings.append(origins.problem((*where, "models"), message))
 
 
 def _no_effect(model: type[BaseModel], item: dict[str, Any], where: PathKey, origins: Origins, found: Findings) -> None:

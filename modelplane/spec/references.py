@@ -16,10 +16,13 @@ from modelplane.content import files_under
 from modelplane.source import PathKey, Problem
 from modelplane.spec.positions import Origins, display, model_of
 from modelplane.spec.schema import (
+    DEPLOYMENT_NAME,
+    DEPLOYMENT_NAME_RULE,
     DNS_NAME,
     DNS_RULE,
     MODEL_NAME,
     MODEL_NAME_RULE,
+    ONLINE_COMPUTE_TYPES,
     LocalEndpointSpec,
     PathField,
     StackSpec,
@@ -212,6 +215,39 @@ def check_deployments(data: dict[str, Any], origins: Origins) -> list[Problem]:
     return problems
 
 
+def check_online(data: dict[str, Any], origins: Origins) -> list[Problem]:
+    """AML v2 names endpoints by its own rule, and serves Kubernetes online endpoints from a compute
+    with its extension attached to the workspace: not from a v1 AKS compute under `clusters:`."""
+    problems = []
+    for name, endpoint in items(data, "endpoints").items():
+        if endpoint.get("compute_type") not in ONLINE_COMPUTE_TYPES:
+            continue
+        if not DEPLOYMENT_NAME.match(str(name)):
+            problems.append(
+                origins.problem(("endpoints", name), f"invalid v2 endpoint name '{name}': {DEPLOYMENT_NAME_RULE}")
+            )
+        compute = endpoint.get("compute")
+        if isinstance(compute, str) and compute in items(data, "clusters"):
+            message = (
+                f"'{compute}' is a v1 AKS compute under `clusters:`; a kubernetes_online endpoint runs on a Kubernetes"
+                " compute attached with Azure ML's extension (`az ml compute attach --type Kubernetes`): give its name"
+            )
+            problems.append(origins.problem(("endpoints", name, "compute"), message))
+    return problems
+
+
+def online_only_images(data: dict[str, Any]) -> set[str]:
+    """Images that only AML v2 online deployments use: Azure ML builds their environment, not Modelplane."""
+    online: set[str] = set()
+    other: set[str] = set()
+    for section in ("endpoints", "edge", "fpga"):
+        for item in items(data, section).values():
+            used = online if item.get("compute_type") in ONLINE_COMPUTE_TYPES else other
+            used.update(str(d.get("image")) for d in items(item, "deployments").values())
+            used.add(str(item.get("image")))
+    return online - other
+
+
 def kubeconfig_cluster(data: dict[str, Any], name: Any) -> bool:
     """Whether cluster `name` is attached through a kubeconfig (any Kubernetes, no Azure needed)."""
     cluster = items(data, "clusters").get(name) if isinstance(name, str) else None
@@ -224,7 +260,9 @@ def _azure_items(data: dict[str, Any]) -> list[PathKey]:
     found: list[PathKey] = []
     for name, endpoint in items(data, "endpoints").items():
         compute = endpoint.get("compute_type", "local")
-        if compute == "aci" or (compute == "aks" and not kubeconfig_cluster(data, endpoint.get("cluster"))):
+        if compute in ("aci", *ONLINE_COMPUTE_TYPES) or (
+            compute == "aks" and not kubeconfig_cluster(data, endpoint.get("cluster"))
+        ):
             found.append(("endpoints", name, "compute_type"))
     found += [("edge", name) for name in items(data, "edge")]
     found += [("fpga", name) for name in items(data, "fpga")]
@@ -255,5 +293,6 @@ def check_stack(data: dict[str, Any], origins: Origins, folder: Path) -> list[Pr
         *check_references(data, origins),
         *check_ports(data, origins),
         *check_deployments(data, origins),
+        *check_online(data, origins),
         *check_azure(data, origins),
     ]

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from modelplane.constants import ACI_MAX_CPU, ACI_MAX_MEMORY_GB, FPGA_VM_PREFIX
 from modelplane.source import Problem
@@ -262,6 +271,18 @@ ENVIRONMENT_EXCLUSIVE = (
 )
 
 
+# Settings of a v1 inference config that v2 environments have no field for, and what to do instead.
+V2_UNMAPPED_IMAGE_SETTINGS = {
+    "extra_docker_file_steps": "a v2 environment is built from a base image and a conda file; put the steps in a "
+    "Dockerfile and register the environment from that build context",
+    "enable_gpu": "choose a GPU base image (e.g. mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04) "
+    "and a GPU instance_type",
+    "cuda_version": "the CUDA version comes with the GPU base image",
+    "base_image_registry": "v2 pulls base images through the workspace's registry connection; attach the private "
+    "registry to the workspace",
+}
+
+
 class SslSpec(Strict):
     cname: str = Field(description="DNS name the certificate is for.")
     cert_file: FilePath = Field(description="PEM certificate, relative to the stack file.")
@@ -370,6 +391,35 @@ class SuppliedKeys(Strict):
         )
 
 
+def _valid_deployment_names(value: dict[str, Any]) -> dict[str, Any]:
+    for name in value:
+        if not DEPLOYMENT_NAME.match(name):
+            raise ValueError(f"invalid deployment name '{name}': {DEPLOYMENT_NAME_RULE}")
+    return value
+
+
+def _valid_traffic(value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+    names = _deployment_names(info.data)
+    if names is not None and (problems := traffic_problems(value, names)):
+        raise ValueError("; ".join(problems))
+    return value
+
+
+def _valid_mirror(value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+    names = _deployment_names(info.data)
+    traffic = info.data.get("traffic")
+    if names is not None and traffic is not None and (problems := mirror_problems(value, traffic, names)):
+        raise ValueError("; ".join(problems))
+    return value
+
+
+# Shares of live and mirrored traffic, checked against the endpoint's deployments (declared before them).
+TrafficShares = Annotated[dict[str, int], AfterValidator(_valid_traffic)]
+MirrorShares = Annotated[dict[str, int], AfterValidator(_valid_mirror)]
+TRAFFIC_DESCRIPTION = "Percent of live requests per deployment: sums to 100, or 0."
+MIRROR_DESCRIPTION = f"Percent of live requests copied to one deployment without live traffic (at most {MIRROR_MAX})."
+
+
 class LocalDeploymentSpec(Strict):
     """One deployment of a local endpoint (AML v2's online deployment): a scoring container behind the
     endpoint's router."""
@@ -391,41 +441,11 @@ class LocalEndpointSpec(EndpointBase):
     auth_enabled: bool = Field(True, description="Require a key (Modelplane's gate; on by default).")
     cpu_cores: float | None = Field(None, gt=0, le=64, description="CPU limit per container.")
     memory_gb: float | None = Field(None, gt=0, le=256, description="Memory limit per container.")
-    deployments: dict[str, LocalDeploymentSpec] = Field(
+    deployments: Annotated[dict[str, LocalDeploymentSpec], AfterValidator(_valid_deployment_names)] = Field(
         default_factory=dict, description="Named deployments (AML v2's blue/green), instead of `image`."
     )
-    traffic: dict[str, int] = Field(
-        default_factory=dict, description="Percent of live requests per deployment: sums to 100, or 0."
-    )
-    mirror_traffic: dict[str, int] = Field(
-        default_factory=dict,
-        description=f"Percent of live requests copied to one deployment without live traffic (at most {MIRROR_MAX}).",
-    )
-
-    @field_validator("deployments")
-    @classmethod
-    def _deployment_names(cls, value: dict[str, LocalDeploymentSpec]) -> dict[str, LocalDeploymentSpec]:
-        for name in value:
-            if not DEPLOYMENT_NAME.match(name):
-                raise ValueError(f"invalid deployment name '{name}': {DEPLOYMENT_NAME_RULE}")
-        return value
-
-    @field_validator("traffic")
-    @classmethod
-    def _traffic(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
-        names = _deployment_names(info.data)
-        if names is not None and (problems := traffic_problems(value, names)):
-            raise ValueError("; ".join(problems))
-        return value
-
-    @field_validator("mirror_traffic")
-    @classmethod
-    def _mirror(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
-        names = _deployment_names(info.data)
-        traffic = info.data.get("traffic")
-        if names is not None and traffic is not None and (problems := mirror_problems(value, traffic, names)):
-            raise ValueError("; ".join(problems))
-        return value
+    traffic: TrafficShares = Field(default_factory=dict, description=TRAFFIC_DESCRIPTION)
+    mirror_traffic: MirrorShares = Field(default_factory=dict, description=MIRROR_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_way(self) -> LocalEndpointSpec:
@@ -559,7 +579,145 @@ class AksEndpointSpec(EndpointBase, SuppliedKeys):
         return self.autoscale if self.autoscale is not None else Autoscale()
 
 
-EndpointSpec = Annotated[LocalEndpointSpec | AciEndpointSpec | AksEndpointSpec, Field(discriminator="compute_type")]
+class OnlineProbe(Strict):
+    """AML v2's ProbeSettings (seconds); unset fields keep AML's defaults."""
+
+    initial_delay: int | None = Field(None, ge=0, le=3600, description="Seconds before the first probe.")
+    period: int | None = Field(None, ge=1, le=3600, description="Seconds between probes.")
+    timeout: int | None = Field(None, ge=1, le=3600, description="Seconds a probe may take.")
+    success_threshold: int | None = Field(None, ge=1, le=100, description="Successes that make it healthy.")
+    failure_threshold: int | None = Field(None, ge=1, le=100, description="Failures that make it unhealthy.")
+
+
+class OnlineRequestSettings(Strict):
+    """AML v2's OnlineRequestSettings; unset fields keep AML's defaults (5000 ms, 1, 500 ms)."""
+
+    request_timeout_ms: int | None = Field(None, ge=1, le=180000, description="Scoring timeout (AML: at most 180 s).")
+    max_concurrent_requests_per_instance: int | None = Field(None, ge=1, le=1000, description="Per instance.")
+    max_queue_wait_ms: int | None = Field(None, ge=0, le=3600000, description="Time a request may wait in queue.")
+
+
+class OnlineScaleSettings(Strict):
+    """AML v2's scale settings: `default` (instance_count, or Azure Monitor autoscale) or
+    `target_utilization` (Kubernetes online deployments)."""
+
+    type: Literal["default", "target_utilization"] = Field("default", description="Scale type.")
+    min_instances: int | None = Field(None, ge=1, le=1000, description="target_utilization: fewest instances.")
+    max_instances: int | None = Field(None, ge=1, le=1000, description="target_utilization: most instances.")
+    polling_interval: int | None = Field(None, ge=1, le=3600, description="target_utilization: seconds.")
+    target_utilization_percentage: int | None = Field(None, ge=1, le=100, description="target_utilization: CPU %.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> OnlineScaleSettings:
+        given = [name for name in TARGET_UTILIZATION_FIELDS if getattr(self, name) is not None]
+        if self.type == "default" and given:
+            raise ValueError(f"{', '.join(given)} belong to scale type target_utilization, not default")
+        low, high = self.min_instances, self.max_instances
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_instances ({low}) exceeds max_instances ({high})")
+        return self
+
+
+TARGET_UTILIZATION_FIELDS = ("min_instances", "max_instances", "polling_interval", "target_utilization_percentage")
+
+
+class OnlineResourceSettings(Strict):
+    """Kubernetes quantities, as AML v2's ResourceSettings writes them (`"0.5"`, `"1Gi"`)."""
+
+    cpu: str | None = Field(None, description="CPU (cores or millicores, e.g. '0.5', '500m').")
+    memory: str | None = Field(None, description="Memory (e.g. '1Gi').")
+    gpu: str | None = Field(None, description="GPUs (nvidia.com/gpu).")
+
+
+class OnlineResources(Strict):
+    requests: OnlineResourceSettings | None = Field(None, description="Requested per instance.")
+    limits: OnlineResourceSettings | None = Field(None, description="Limit per instance.")
+
+
+class OnlineDeploymentSpec(Strict):
+    """One AML v2 online deployment: an image's model, code and environment on `instance_count` instances."""
+
+    image: str = Field(description="Name of an image under `images` (its models, entry script and environment).")
+    description: str | None = Field(None, description="Free text.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Deployment tags.")
+    instance_type: str | None = Field(
+        None, description="VM size of each instance (managed: required, e.g. Standard_DS3_v2)."
+    )
+    instance_count: int = Field(1, ge=1, le=1000, description="Instances (AML recommends 3 for production).")
+    request_settings: OnlineRequestSettings | None = Field(None, description="Timeout and concurrency.")
+    liveness_probe: OnlineProbe | None = Field(None, description="Liveness probe settings.")
+    readiness_probe: OnlineProbe | None = Field(None, description="Readiness probe settings.")
+    scale_settings: OnlineScaleSettings | None = Field(None, description="Scaling (default: `default`).")
+    app_insights_enabled: bool = Field(False, description="Send the scoring server's logs to Application Insights.")
+    egress_public_network_access: Literal["enabled", "disabled"] | None = Field(
+        None, description="managed: whether the deployment may reach the internet."
+    )
+    environment_variables: dict[str, str] = Field(default_factory=dict, description="Set in the container.")
+    resources: OnlineResources | None = Field(None, description="kubernetes_online: requests and limits.")
+
+
+class OnlineEndpointSpec(Strict):
+    """AML v2's online endpoint: `managed` (Azure runs the instances) or `kubernetes_online` (an
+    attached Kubernetes compute), with deployments, traffic and mirrored traffic."""
+
+    compute_type: Literal["managed", "kubernetes_online"]
+    description: str | None = Field(None, description="Free text.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Endpoint tags.")
+    compute: str | None = Field(
+        None, description="kubernetes_online: the workspace's attached Kubernetes compute (its name)."
+    )
+    auth_mode: Literal["key", "aml_token", "aad_token"] = Field("key", description="AML v2 auth mode.")
+    public_network_access: Literal["enabled", "disabled"] = Field(
+        "enabled", description="managed: whether the scoring URI is reachable from the internet."
+    )
+    deployments: Annotated[dict[str, OnlineDeploymentSpec], AfterValidator(_valid_deployment_names)] = Field(
+        min_length=1, description="Named deployments (AML v2's blue/green)."
+    )
+    traffic: TrafficShares = Field(default_factory=dict, description=TRAFFIC_DESCRIPTION)
+    mirror_traffic: MirrorShares = Field(default_factory=dict, description=MIRROR_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _compute(self) -> OnlineEndpointSpec:
+        kubernetes = self.compute_type == "kubernetes_online"
+        if kubernetes and self.compute is None:
+            raise ValueError("kubernetes_online needs `compute`: the Kubernetes compute attached to the workspace")
+        if not kubernetes and self.compute is not None:
+            raise ValueError("`compute` is for kubernetes_online; a managed endpoint runs on Azure's own instances")
+        for name, deployment in self.deployments.items():
+            problem = _online_deployment_problem(self.compute_type, deployment)
+            if problem is not None:
+                raise ValueError(f"deployment '{name}': {problem}")
+        if len(self.deployments) > 1 and not self.traffic:
+            first = next(iter(self.deployments))
+            raise ValueError(f"with more than one deployment, say where traffic goes (e.g. traffic: {{{first}: 100}})")
+        return self
+
+    @property
+    def live_traffic(self) -> dict[str, int]:
+        """Percent of live requests per deployment (all of them to a single deployment)."""
+        if self.traffic:
+            return {name: self.traffic.get(name, 0) for name in self.deployments}
+        return {name: 100 for name in self.deployments}
+
+
+def _online_deployment_problem(compute_type: str, deployment: OnlineDeploymentSpec) -> str | None:
+    """What AML v2 refuses in a deployment of this compute type."""
+    if compute_type == "managed":
+        if deployment.instance_type is None:
+            return "a managed deployment needs instance_type (a VM size such as Standard_DS3_v2)"
+        if deployment.resources is not None:
+            return "`resources` are for kubernetes_online; a managed deployment is sized by instance_type"
+        if deployment.scale_settings is not None and deployment.scale_settings.type != "default":
+            return "managed deployments scale with type default (autoscale is Azure Monitor's), not target_utilization"
+    elif deployment.egress_public_network_access is not None:
+        return "egress_public_network_access is for managed deployments"
+    return None
+
+
+EndpointSpec = Annotated[
+    LocalEndpointSpec | AciEndpointSpec | AksEndpointSpec | OnlineEndpointSpec, Field(discriminator="compute_type")
+]
+ONLINE_COMPUTE_TYPES = ("managed", "kubernetes_online")
 
 
 class IotHubSpec(Strict):
