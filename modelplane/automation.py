@@ -17,7 +17,7 @@ import yaml
 from pulumi import automation as auto
 from pulumi.automation._stack import StackInitMode
 
-from modelplane.engine import PROJECT_ROOT, EngineSettings, default_settings, pulumi_command
+from modelplane.engine import PROJECT_ROOT, EngineSettings, azure_plugin_problem, default_settings, pulumi_command
 from modelplane.spec import StackSpec, load_stack
 
 STACK_FILE_KEY = "modelplane:stackFile"
@@ -58,8 +58,24 @@ class NamedStack(auto.Stack):
         self._mode = StackInitMode.SELECT
 
 
+class MissingPluginError(Exception):
+    """A provider plugin the stack needs is not installed (the message says how to get it)."""
+
+
+def targets_azure(ref: StackRef) -> bool:
+    """Whether the declaration says `target: azure` (read as text: a broken file is reported elsewhere)."""
+    try:
+        data = yaml.safe_load(ref.file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and data.get("target") == "azure"
+
+
 def open_stack(ref: StackRef, settings: EngineSettings | None = None, create: bool = True) -> auto.Stack:
-    """The engine's stack for `ref` (created on first use when `create`), pointing at the declaration file."""
+    """The engine's stack for `ref` (created on first use when `create`), pointing at the declaration file.
+    An Azure stack without its provider plugin stops here, before the engine starts."""
+    if targets_azure(ref) and (problem := azure_plugin_problem()) is not None:
+        raise MissingPluginError(problem)
     settings = settings or default_settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     workspace = auto.LocalWorkspace(

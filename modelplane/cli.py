@@ -13,7 +13,7 @@ import requests
 from pulumi import automation as auto
 
 from modelplane import operations
-from modelplane.automation import StackRef, on_stack, open_stack, printer
+from modelplane.automation import MissingPluginError, StackRef, on_stack, open_stack, printer
 from modelplane.destinations import RemoteDestinationError, check_url
 from modelplane.operations import (
     EXIT_DRIFTED,
@@ -421,6 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except requests.RequestException as error:
         print(f"modelplane: request failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except MissingPluginError as error:
+        print(f"modelplane: {error}", file=sys.stderr)
         return EXIT_FAILED
     except RemoteDestinationError as error:
         print(f"modelplane: refused: {error}", file=sys.stderr)

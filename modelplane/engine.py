@@ -83,3 +83,23 @@ def pulumi_command() -> auto.PulumiCommand:
     command.command = str(venv_bin() / "pulumi")
     command.version = VersionInfo.parse(PULUMI_VERSION)
     return command
+
+
+def pulumi_home() -> Path:
+    return Path(os.environ.get("PULUMI_HOME") or Path.home() / ".pulumi")
+
+
+def azure_plugin_problem() -> str | None:
+    """Why an online command on an Azure stack cannot start here, in one line (None when it can): the
+    engine runs without automatic plugin downloads, so the azure-native plugin must be installed."""
+    from importlib.metadata import version
+
+    pinned = version("pulumi-azure-native")
+    plugin = pulumi_home() / "plugins" / f"resource-azure-native-v{pinned}" / "pulumi-resource-azure-native"
+    if plugin.is_file():
+        return None
+    return (
+        f"the azure-native provider plugin v{pinned} is not installed ({plugin.parent}): run"
+        f" `pulumi plugin install resource azure-native v{pinned}` where get.pulumi.com answers"
+        " (scripts/bootstrap tries it), or plan without Azure: `modelplane plan --offline`"
+    )
