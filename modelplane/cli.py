@@ -81,8 +81,14 @@ def _migrate(args: argparse.Namespace) -> int:
     else:
         raise CliError("give --stack NAME, --file PATH, or --inference-config F --deployment-config F", EXIT_INVALID)
     spec = load_stack(file)
-    migration = migrate(spec, Path(args.out or f"{spec.name}-v2"))
-    print("wrote:", *(f"  {path}" for path in migration.files), sep="\n")
+    # A stack migrates beside its v1 self; v1 files have no stack to stay clear of.
+    migration = migrate(spec, Path(args.out or f"{spec.name}-v2"), beside_v1=not todo)
+    here = Path.cwd()
+    print(
+        "wrote:",
+        *(f"  {path.relative_to(here) if path.is_relative_to(here) else path}" for path in migration.files),
+        sep="\n",
+    )
     for title, lines in (("no v2 equivalent", migration.unmapped), ("notes", migration.notes), ("to do", todo)):
         if lines:
             print(f"{title}:", *(f"  {line}" for line in lines), sep="\n")

@@ -180,7 +180,7 @@ def relative(path: Path, base: Path) -> str:
     return Path(os.path.relpath(path, base)).as_posix()
 
 
-def stack_data(spec: StackSpec, out: Path, migration: Migration) -> dict[str, Any]:
+def stack_data(spec: StackSpec, out: Path, migration: Migration, beside_v1: bool = True) -> dict[str, Any]:
     """The migrated stack, its paths relative to `out` (source-relative ones to their source folder)."""
     data = spec.model_dump(mode="json", exclude_unset=True, exclude={"source", "name", "warnings"})
     for name, model in spec.models.items():
@@ -191,12 +191,37 @@ def stack_data(spec: StackSpec, out: Path, migration: Migration) -> dict[str, An
     for name, endpoint in spec.endpoints.items():
         if isinstance(endpoint, AciEndpointSpec | AksEndpointSpec):
             endpoints[name] = online_endpoint(name, endpoint, migration, is_production(spec))
+    if spec.azure is not None and beside_v1:
+        data["azure"].update(_workspace_beside(spec, migration))
     used = {e.cluster for e in spec.endpoints.values() if isinstance(e, AksEndpointSpec)}
     for cluster in used - {f.cluster for f in spec.fpga.values()}:
         data["clusters"].pop(cluster, None)
         migration.notes.append(f"clusters.{cluster}: dropped: managed endpoints need no cluster")
     migration.unmapped += [f"fpga.{name}: Azure ML retired FPGA (Project Brainwave) deployment" for name in spec.fpga]
     return {key: value for key, value in data.items() if value not in ({}, None)}
+
+
+def _workspace_beside(spec: StackSpec, migration: Migration) -> dict[str, Any]:
+    """Where the v2 stack lives so that it serves beside the v1 stack until v1 is retired: a resource
+    group and workspace of its own when v1 created them (two stacks must not own one resource)."""
+    assert spec.azure is not None
+    if spec.azure.workspace.existing is not None:
+        for name in spec.models:
+            migration.notes.append(
+                f"models.{name}: the v1 stack registers it in the same existing workspace; apply the v2 stack once"
+                " the v1 stack no longer declares it (a stack must not take over another's registration)"
+            )
+        return {}
+    group = f"{spec.azure.resource_group}-v2"
+    workspace = f"{spec.azure.workspace.name or f'{spec.name}-ws'}-v2"
+    migration.notes.append(
+        f"azure: resource group {group} and workspace {workspace} of its own, so v1 and v2 serve side by side;"
+        " destroy the v1 stack once the v2 endpoints serve"
+    )
+    return {
+        "resource_group": group,
+        "workspace": {**spec.azure.workspace.model_dump(exclude_unset=True), "name": workspace},
+    }
 
 
 def _image_paths(image: ImageSpec, out: Path) -> dict[str, str]:
@@ -294,12 +319,13 @@ def deploy_commands(name: str, endpoint: dict[str, Any]) -> list[str]:
     return commands
 
 
-def migrate(spec: StackSpec, out: Path) -> Migration:
-    """Write `<out>/<stack>-v2.yaml` and `<out>/azureml/…`; return what was written and left behind."""
+def migrate(spec: StackSpec, out: Path, beside_v1: bool = True) -> Migration:
+    """Write `<out>/<stack>-v2.yaml` and `<out>/azureml/…`; return what was written and left behind.
+    `beside_v1`: a v1 stack keeps serving, so the v2 stack must not take over what it owns."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     migration = Migration()
-    data = stack_data(spec, out, migration)
+    data = stack_data(spec, out, migration, beside_v1)
     header = f"# {spec.name} on Azure ML v2 (modelplane migrate from {spec.source.name}).\n"
     write_yaml(out / f"{spec.name}-v2.yaml", data, migration, header=header)
     migrated = {
@@ -340,7 +366,10 @@ def v1_files_stack(
         endpoint["cluster"] = "aks"
     stack = out / f"{name}.yaml"
     stack.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    todo = [f"azure.resource_group: '{PLACEHOLDER_GROUP}' stands in for your workspace's resource group (and name)"]
+    todo = [
+        f"azure.resource_group: '{PLACEHOLDER_GROUP}' stands in for your resource group; azure.workspace.name"
+        f" (default {name}-v2-ws) and azure.location (default eastus) are yours to set"
+    ]
     if not models:
         todo.append("models: none given (--model PATH): the deployment gets no model")
     return stack, todo

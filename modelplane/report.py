@@ -18,6 +18,7 @@ COMPONENT_KINDS = {
     "LocalEndpoint": "endpoint",
     "AciEndpoint": "endpoint",
     "AksEndpoint": "endpoint",
+    "OnlineEndpoint": "endpoint",
     "RegisteredModel": "model",
     "ScoringImage": "image",
     "AksCluster": "cluster",

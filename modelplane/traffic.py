@@ -46,6 +46,22 @@ def mirror_problems(mirror: Mapping[str, int], traffic: Mapping[str, int], deplo
     return problems
 
 
+def unrouted_problem(deployments: Iterable[str], traffic: Mapping[str, int]) -> str | None:
+    """Several deployments and no split: where live requests go must be said."""
+    names = list(deployments)
+    if len(names) > 1 and not traffic:
+        return f"with more than one deployment, say where traffic goes (e.g. traffic: {{{names[0]}: 100}})"
+    return None
+
+
+def live_shares(deployments: Iterable[str], traffic: Mapping[str, int]) -> dict[str, int]:
+    """Percent of live requests per deployment: the split, or all of it to a single deployment."""
+    names = list(deployments)
+    if traffic:
+        return {name: traffic.get(name, 0) for name in names}
+    return {name: 100 for name in names}
+
+
 def _unknown(field: str, name: str, declared: set[str]) -> str:
     return f"{field} names '{name}', which is not a deployment; deployments: {', '.join(sorted(declared)) or 'none'}"
 

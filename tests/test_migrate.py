@@ -71,6 +71,9 @@ def test_the_migrated_stack_plans_offline_and_passes_the_production_policies(pro
     spec = load_stack(prod / "prod-v2.yaml")
     assert {e.compute_type for e in spec.endpoints.values()} == {"managed"}
     assert "prod-aks" not in spec.clusters
+    # A resource group and workspace of its own: the v1 stack keeps serving until it is destroyed.
+    assert spec.azure is not None
+    assert (spec.azure.resource_group, spec.azure.workspace.name) == ("modelplane-prod-v2", "modelplane-prod-ws-v2")
     mocks = record(spec, "prod-v2")
     resources = [Resource(r.typ, r.name, plain(r.raw)) for r in mocks.resources]
     verdicts = evaluate(resources, ROOT / "policies" / "config" / "prod.json")

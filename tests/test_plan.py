@@ -58,14 +58,20 @@ def test_undersized_fast_prod_cluster_is_refused_naming_the_cluster(tmp_path: Pa
     )
 
 
-def test_against_a_saved_plan_shows_exactly_the_agent_pool_change(tmp_path: Path) -> None:
+def saved_plan(stack: str, tmp_path: Path) -> Path:
+    """The offline JSON plan of stacks/<stack>.yaml, saved under `tmp_path` (a copy of the stack beside it)."""
     base = tmp_path / "base"
-    head = tmp_path / "head"
     base.mkdir()
-    head.mkdir()
     saved = tmp_path / "base-plan.json"
-    made = cli("plan", "--file", str(copy_of("prod", base)), "--offline", "--format", "json", "--out", str(saved))
+    made = cli("plan", "--file", str(copy_of(stack, base)), "--offline", "--format", "json", "--out", str(saved))
     assert made.returncode == 0, made.stderr
+    return saved
+
+
+def test_against_a_saved_plan_shows_exactly_the_agent_pool_change(tmp_path: Path) -> None:
+    saved = saved_plan("prod", tmp_path)
+    head = tmp_path / "head"
+    head.mkdir()
     edited = copy_of("prod", head, ("    agent_count: 3\n", "    agent_count: 2\n"))
     result = cli("plan", "--file", str(edited), "--against", str(saved), "--format", "json")
     assert result.returncode == 1  # the sizing violation
@@ -170,3 +176,16 @@ endpoints:
     (PROJECT_ROOT / "Pulumi.open.yaml").unlink(missing_ok=True)  # the engine's stack settings
     assert wrong.returncode == 1
     assert "pulumi: error:" in wrong.stderr and "passphrase" in wrong.stderr, wrong.stderr
+
+
+def test_a_v2_traffic_shift_is_a_line_of_its_own(tmp_path: Path) -> None:
+    saved = saved_plan("dev-v2", tmp_path)
+    head = tmp_path / "head"
+    head.mkdir()
+    shifted = copy_of("dev-v2", head, ("      blue: 90\n      green: 10\n", "      blue: 50\n      green: 50\n"))
+    result = cli("plan", "--file", str(shifted), "--against", str(saved), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert [r["name"] for r in plan["resources"] if r["op"] != "same"] == ["endpoint-regression-v2-traffic"]
+    assert plan["trafficShifts"][0]["before"] == {"blue": 90, "green": 10}
+    assert plan["trafficShifts"][0]["after"] == {"blue": 50, "green": 50}

@@ -29,7 +29,7 @@ from pydantic import (
 
 from modelplane.constants import ACI_MAX_CPU, ACI_MAX_MEMORY_GB, FPGA_VM_PREFIX
 from modelplane.source import Problem
-from modelplane.traffic import MIRROR_MAX, mirror_problems, traffic_problems
+from modelplane.traffic import MIRROR_MAX, live_shares, mirror_problems, traffic_problems, unrouted_problem
 
 
 @dataclass(frozen=True)
@@ -451,9 +451,8 @@ class LocalEndpointSpec(EndpointBase):
     def _one_way(self) -> LocalEndpointSpec:
         if (self.image is None) == (not self.deployments):
             raise ValueError("give `image` (one deployment taking all traffic) or `deployments`, not both or neither")
-        if len(self.deployments) > 1 and not self.traffic:
-            first = next(iter(self.deployments))
-            raise ValueError(f"with more than one deployment, say where traffic goes (e.g. traffic: {{{first}: 100}})")
+        if (problem := unrouted_problem(self.deployments, self.traffic)) is not None:
+            raise ValueError(problem)
         return self
 
     @property
@@ -473,9 +472,7 @@ class LocalEndpointSpec(EndpointBase):
     @property
     def live_traffic(self) -> dict[str, int]:
         """Percent of live requests per deployment (all of them to a single deployment)."""
-        if self.traffic:
-            return {name: self.traffic.get(name, 0) for name in self.serving}
-        return {name: 100 for name in self.serving}
+        return live_shares(self.serving, self.traffic)
 
 
 def _deployment_names(data: dict[str, Any]) -> list[str] | None:
@@ -687,17 +684,14 @@ class OnlineEndpointSpec(Strict):
             problem = _online_deployment_problem(self.compute_type, deployment)
             if problem is not None:
                 raise ValueError(f"deployment '{name}': {problem}")
-        if len(self.deployments) > 1 and not self.traffic:
-            first = next(iter(self.deployments))
-            raise ValueError(f"with more than one deployment, say where traffic goes (e.g. traffic: {{{first}: 100}})")
+        if (problem := unrouted_problem(self.deployments, self.traffic)) is not None:
+            raise ValueError(problem)
         return self
 
     @property
     def live_traffic(self) -> dict[str, int]:
         """Percent of live requests per deployment (all of them to a single deployment)."""
-        if self.traffic:
-            return {name: self.traffic.get(name, 0) for name in self.deployments}
-        return {name: 100 for name in self.deployments}
+        return live_shares(self.deployments, self.traffic)
 
 
 def _online_deployment_problem(compute_type: str, deployment: OnlineDeploymentSpec) -> str | None:
