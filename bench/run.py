@@ -8,6 +8,7 @@
 4. rebuild: cold image build, rebuild after a model-only change, after an entry-script change.
 5. bootstrap: cold and warm runs, from the bootstrap's own history (`--cold-bootstrap` makes one).
 6. updates: a model update and a blue→green shift of a local endpoint under load (bench/updates.py).
+7. batch: `modelplane batch run` over 10,000 rows against the entry script in-process (bench/batch.py).
 
 Writes bench/results/<time>.json and latest.json (sections not rerun keep their last figures),
 docs/performance.md (tables) and docs/plan-growth.png; prints each target as met or missed.
@@ -38,7 +39,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import updates  # noqa: E402
+from bench import batch, updates  # noqa: E402
 from modelplane.dockerfile import ImageRecipe, ModelFiles, write_context  # noqa: E402
 from modelplane.engine import EngineSettings, pulumi_command, venv_bin  # noqa: E402
 
@@ -489,6 +490,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         checks.append(("bootstrap warm <= 60 s", f"{boot['warm_s']} s", (boot["warm_s"] or 0) <= 60))
     if "updates" in results:
         checks += updates.target_checks(results["updates"])
+    if "batch" in results:
+        checks += batch.target_checks(results["batch"])
     return checks
 
 
@@ -585,6 +588,8 @@ def markdown(results: dict[str, Any]) -> str:
             ]
     if "updates" in results:
         lines += updates.markdown_lines(results["updates"])
+    if "batch" in results:
+        lines += batch.markdown_lines(results["batch"])
     lines += ["### Targets", "", "| target | measured | |", "| --- | --- | --- |"]
     lines += [f"| {name} | {value} | {'met' if ok else 'MISSED'} |" for name, value, ok in targets(results)]
     return "\n".join(lines) + "\n"
@@ -613,7 +618,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sections_known = ("serving", "plan", "engine", "cli", "rebuild", "bootstrap", "updates")
+    sections_known = ("serving", "plan", "engine", "cli", "rebuild", "bootstrap", "updates", "batch")
     parser.add_argument("--only", nargs="*", choices=sections_known)
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per server and concurrency (median kept)")
@@ -632,6 +637,7 @@ def main() -> int:
         "rebuild": rebuild,
         "bootstrap": lambda: bootstrap(args.cold_bootstrap),
         "updates": updates.updates,
+        "batch": batch.batch,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     latest = RESULTS / "latest.json"
@@ -658,6 +664,8 @@ def main() -> int:
         plot(results, ROOT / "docs" / "plan-growth.png")
     if "updates" in results:
         updates.plot_shift(results, ROOT / "docs" / "traffic-shift.png")
+    if "batch" in results:
+        batch.plot(results, ROOT / "docs" / "batch-throughput.png")
     print(table)
     missing = [name for name in sections if name not in results]
     if missing:

@@ -107,7 +107,12 @@ class OnlineEndpoint(pulumi.ComponentResource):
         workspace = args.workspace
         placed = {"resource_group_name": workspace.resource_group_name, "workspace_name": workspace.workspace_name}
         endpoint = self._endpoint(name, args, placed)
-        assets = {image: self._assets(name, image, args, placed) for image in _images_used(spec)}
+        assets = {
+            image: v2_assets(
+                self, f"{name}-{image}", f"{args.endpoint_name}-{image}", args.images[image], args.workspace
+            )
+            for image in _images_used(spec)
+        }
         deployments = [
             self._deployment(name, deployment_name, deployment, args, endpoint, assets[deployment.image], placed)
             for deployment_name, deployment in spec.deployments.items()
@@ -149,39 +154,6 @@ class OnlineEndpoint(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["properties.traffic", "properties.mirrorTraffic"]),
             **placed,
         )
-
-    def _assets(self, name: str, image_name: str, args: OnlineEndpointArgs, placed: dict[str, Any]) -> V2Assets:
-        """The image's code (uploaded to the workspace's storage) and environment as v2 asset versions,
-        named per endpoint and versioned by content (AML asset versions are immutable)."""
-        image = args.images[image_name]
-        child = pulumi.ResourceOptions(parent=self)
-        asset_name = f"{args.endpoint_name}-{image_name}"
-        code = code_of(image)
-        upload = BlobFiles(compact_name("code", asset_name, 63), code.folder, files_under(code.folder), code.version)
-        container, blobs = upload_files(f"{name}-{image_name}-code", upload, args.workspace, self)
-        code_version = machinelearningservices.CodeVersion(
-            f"{name}-{image_name}-code",
-            name=f"{asset_name}-code",
-            version=code.version,
-            properties={"code_uri": blob_uri(args.workspace, container, code.version)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=blobs),
-            **placed,
-        )
-        environment = environment_of(image, f"{asset_name}-env")
-        environment_version = machinelearningservices.EnvironmentVersion(
-            f"{name}-{image_name}-environment",
-            name=f"{asset_name}-env",
-            version=environment.version,
-            properties={
-                "image": environment.image,
-                "conda_file": environment.conda_yaml,
-                "os_type": machinelearningservices.OperatingSystemType.LINUX,
-                "description": image.description,
-            },
-            opts=child,
-            **placed,
-        )
-        return V2Assets(code_version.id, code.scoring_script, environment_version.id, environment.variables)
 
     def _deployment(
         self,
@@ -225,6 +197,40 @@ class OnlineEndpoint(pulumi.ComponentResource):
                 lambda pair: {"primary_key": pair[0] or "", "secondary_key": pair[1] or ""}
             )
         )
+
+
+def v2_assets(
+    parent: pulumi.Resource, name: str, asset_name: str, image: ImageSpec, workspace: AzureModelTarget
+) -> V2Assets:
+    """An image's code (uploaded to the workspace's storage) and environment as v2 asset versions,
+    named `asset_name-code`/`-env` and versioned by content (AML asset versions are immutable)."""
+    placed = {"resource_group_name": workspace.resource_group_name, "workspace_name": workspace.workspace_name}
+    code = code_of(image)
+    upload = BlobFiles(compact_name("code", asset_name, 63), code.folder, files_under(code.folder), code.version)
+    container, blobs = upload_files(f"{name}-code", upload, workspace, parent)
+    code_version = machinelearningservices.CodeVersion(
+        f"{name}-code",
+        name=f"{asset_name}-code",
+        version=code.version,
+        properties={"code_uri": blob_uri(workspace, container, code.version)},
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=blobs),
+        **placed,
+    )
+    environment = environment_of(image, f"{asset_name}-env")
+    environment_version = machinelearningservices.EnvironmentVersion(
+        f"{name}-environment",
+        name=f"{asset_name}-env",
+        version=environment.version,
+        properties={
+            "image": environment.image,
+            "conda_file": environment.conda_yaml,
+            "os_type": machinelearningservices.OperatingSystemType.LINUX,
+            "description": image.description,
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
+        **placed,
+    )
+    return V2Assets(code_version.id, code.scoring_script, environment_version.id, environment.variables)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pulumi
 
-from modelplane.content import content_digest, files_under, version_of
+from modelplane.content import content_digest, files_under, text_digest, version_of
 from modelplane.naming import compact_name
 from modelplane.providers.model_store import StoredModel
 from modelplane.spec import ModelSpec
@@ -60,7 +60,8 @@ def blob_container_name(model_name: str) -> str:
 
 class RegisteredModel(pulumi.ComponentResource):
     """Uploads the model's files and registers a version named after their sha256, so an unchanged
-    model never shows a diff and a changed one always does."""
+    model never shows a diff and a changed one always does. A model already on Azure (an azureml://
+    URI) is registered where it is, versioned by its URI."""
 
     model_name: pulumi.Output[str]
     version: pulumi.Output[str]
@@ -69,9 +70,9 @@ class RegisteredModel(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RegisteredModelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:RegisteredModel", name, None, opts)
-        digest = content_digest(args.spec.path)
+        spec = args.spec
+        digest = content_digest(spec.path) if isinstance(spec.path, Path) else text_digest(spec.path)
         version = version_of(digest)
-        self.files_path = args.spec.path
         self.version_value = version
         # The model version's resource ID in the workspace (AML v2 deployments name their model by it).
         self.asset_id: pulumi.Output[str] | None = None
@@ -95,7 +96,7 @@ class RegisteredModel(pulumi.ComponentResource):
                 "name": args.model_name,
                 "version": version,
                 "sha256": digest,
-                "source": str(args.spec.path),
+                "source": str(args.spec.local_path),
                 "store": str(store.folder),
             },
             opts=pulumi.ResourceOptions(parent=self),
@@ -110,7 +111,11 @@ class RegisteredModel(pulumi.ComponentResource):
 
         child = pulumi.ResourceOptions(parent=self)
         tags = {**args.tags, **args.spec.tags}
-        container_name, blobs = self._upload(name, args, target, version)
+        if isinstance(args.spec.path, Path):
+            container_name, blobs = self._upload(name, args, target, version)
+            uri: pulumi.Output[str] = blob_uri(target, container_name, version)
+        else:
+            uri, blobs = pulumi.Output.from_input(args.spec.path), []
         model_container = machinelearningservices.ModelContainer(
             f"{name}-container",
             name=args.model_name,
@@ -119,7 +124,6 @@ class RegisteredModel(pulumi.ComponentResource):
             properties={"description": args.spec.description, "tags": tags},
             opts=child,
         )
-        uri = blob_uri(target, container_name, version)
         model_version = machinelearningservices.ModelVersion(
             f"{name}-version",
             name=model_container.name,
@@ -142,14 +146,9 @@ class RegisteredModel(pulumi.ComponentResource):
         self, name: str, args: RegisteredModelArgs, target: AzureModelTarget, version: str
     ) -> tuple[pulumi.Output[str], list[pulumi.Resource]]:
         # A folder keeps its name under the version, as AML registers it (and the image lays it out).
-        return upload_files(
-            name,
-            BlobFiles(
-                blob_container_name(args.model_name), args.spec.path.parent, files_under(args.spec.path), version
-            ),
-            target,
-            self,
-        )
+        path = args.spec.local_path
+        upload = BlobFiles(blob_container_name(args.model_name), path.parent, files_under(path), version)
+        return upload_files(name, upload, target, self)
 
 
 @dataclass(frozen=True)

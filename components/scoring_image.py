@@ -63,6 +63,11 @@ def base_image_of(spec: ImageSpec) -> str:
     return (base_for(conda.python if conda else None) or DEFAULT_BASE).image
 
 
+def local_tag(repository_prefix: str, image_name: str, digest: str) -> str:
+    """An image's tag on the local engine: its repository, and its build context's digest."""
+    return f"{repository_prefix}-{image_name}:{digest[:16]}"
+
+
 def recipe_for(args: ScoringImageArgs) -> ImageRecipe:
     spec = args.spec
     source_dir = spec.source_directory
@@ -107,7 +112,7 @@ class ScoringImage(pulumi.ComponentResource):
             # Known during preview; the policy pack's CUDA rule reads it. Not a reason to rebuild.
             props["gpu"] = {"image": args.image_name, "cuda_version": args.spec.cuda_version or ""}
         if args.registry is None:
-            props["tag"] = f"{args.repository_prefix}-{args.image_name}:{tag}"
+            props["tag"] = local_tag(args.repository_prefix, args.image_name, digest)
         else:
             props["tag"] = pulumi.Output.concat(args.registry.server, f"/{args.image_name}:{tag}")
             props["registry"] = {

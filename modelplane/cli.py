@@ -1,4 +1,5 @@
-"""The `modelplane` command line: validate, plan, preview, up, drift, destroy, outputs, invoke, migrate."""
+"""The `modelplane` command line: validate, plan, preview, up, drift, destroy, outputs, invoke, migrate,
+batch run."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pulumi import automation as auto
 from modelplane import operations
 from modelplane.automation import MissingPluginError, StackRef, on_stack, open_stack, printer
 from modelplane.destinations import RemoteDestinationError, check_url
+from modelplane.engine import PROJECT_ROOT
 from modelplane.operations import (
     EXIT_DRIFTED,
     EXIT_FAILED,
@@ -59,7 +61,7 @@ def _validate(args: argparse.Namespace) -> int:
         _print_warnings(spec)
         counts = ", ".join(
             f"{len(getattr(spec, section))} {section}"
-            for section in ("models", "images", "clusters", "endpoints", "edge", "fpga")
+            for section in ("models", "images", "clusters", "endpoints", "edge", "fpga", "batch")
             if getattr(spec, section)
         )
         print(f"{file}: valid ({counts or 'empty'})")
@@ -92,6 +94,47 @@ def _migrate(args: argparse.Namespace) -> int:
     for title, lines in (("no v2 equivalent", migration.unmapped), ("notes", migration.notes), ("to do", todo)):
         if lines:
             print(f"{title}:", *(f"  {line}" for line in lines), sep="\n")
+    return EXIT_OK
+
+
+def _batch_run(args: argparse.Namespace) -> int:
+    from modelplane.batch import BatchError, run_batch, summary_line
+
+    _ref_checked, spec = _checked(args)
+    try:
+        result = run_batch(spec, args.name, args.input, args.output, printer())
+    except BatchError as error:
+        raise CliError(str(error)) from None
+    print(summary_line(args.name, result))
+    return EXIT_OK
+
+
+def _affected(args: argparse.Namespace) -> int:
+    from modelplane.delivery import affected, changed_since, render
+
+    stacks = (
+        [Path(f).resolve() for f in args.stacks] if args.stacks else sorted((PROJECT_ROOT / "stacks").glob("*.yaml"))
+    )
+    try:
+        changed = changed_since(args.since)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    sys.stdout.write(render(affected(stacks, changed), args.format))
+    return EXIT_OK
+
+
+def _model_set(args: argparse.Namespace) -> int:
+    from modelplane.delivery import set_model_path
+
+    file = _ref(args).file
+    before = file.read_text(encoding="utf-8")
+    old = set_model_path(file, args.model, args.path)
+    try:
+        load_stack(file)
+    except SpecError:
+        file.write_text(before, encoding="utf-8")  # the stack stays as it was
+        raise
+    print(f"{file.name}: models.{args.model}.path: {old} → {args.path}")
     return EXIT_OK
 
 
@@ -330,6 +373,42 @@ def _flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
     parser.add_argument(name, action="store_true", help=help_text)
 
 
+def _add_migrate(commands: Any) -> None:
+    migrate = commands.add_parser("migrate", help="write the Azure ML v2 equivalents of a v1 stack or v1 files")
+    migrate.add_argument("--stack", metavar="NAME", help="stacks/NAME.yaml")
+    migrate.add_argument("--file", metavar="PATH", help="a stack declaration anywhere on disk")
+    migrate.add_argument("--inference-config", metavar="FILE", help="an AML v1 inferenceconfig.json")
+    migrate.add_argument("--deployment-config", metavar="FILE", help="an AML v1 deploymentconfig.json")
+    migrate.add_argument("--model", action="append", metavar="PATH", help="a model file the v1 deploy registered")
+    migrate.add_argument("--name", default="endpoint", help="endpoint name for --inference-config (default: endpoint)")
+    migrate.add_argument("--out", metavar="DIR", help="where to write (default: ./<stack>-v2)")
+    migrate.set_defaults(handler=_migrate)
+
+
+def _add_batch(commands: Any) -> None:
+    batch = commands.add_parser("batch", help="batch scoring jobs")
+    batch_commands = batch.add_subparsers(dest="batch_command", required=True, metavar="COMMAND")
+    run = _stack_command(batch_commands, "run", "run a declared batch job over local input", _batch_run)
+    run.add_argument("name", metavar="NAME", help="the job's name under `batch:`")
+    run.add_argument(
+        "--input", metavar="DIR|FILE", help="a folder of files or a CSV/Parquet file (default: its `input`)"
+    )
+    run.add_argument("--output", metavar="DIR", help="where results go (default: its `output`)")
+
+
+def _add_delivery(commands: Any) -> None:
+    affected = commands.add_parser("affected", help="the stacks a change touches (declaration, models, code)")
+    affected.add_argument("--since", required=True, metavar="REF", help="a git ref: the change is REF...HEAD")
+    affected.add_argument("--stacks", nargs="*", metavar="FILE", help="stack files (default: stacks/*.yaml)")
+    affected.add_argument("--format", choices=("text", "json"), default="text")
+    affected.set_defaults(handler=_affected)
+    model = commands.add_parser("model", help="a stack's model references")
+    model_commands = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
+    point = _stack_command(model_commands, "set", "point a declared model at a new file or azureml:// URI", _model_set)
+    point.add_argument("model", metavar="MODEL", help="the model's name under `models:`")
+    point.add_argument("--path", required=True, metavar="PATH|URI", help="relative to the stack file, or azureml://")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelplane", description="Deploy machine-learning models as web services, declaratively."
@@ -368,15 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     outputs = _stack_command(commands, "outputs", "print the stack's outputs as JSON", _outputs)
     _flag(outputs, "--show-secrets", "print keys instead of [secret]")
 
-    migrate = commands.add_parser("migrate", help="write the Azure ML v2 equivalents of a v1 stack or v1 files")
-    migrate.add_argument("--stack", metavar="NAME", help="stacks/NAME.yaml")
-    migrate.add_argument("--file", metavar="PATH", help="a stack declaration anywhere on disk")
-    migrate.add_argument("--inference-config", metavar="FILE", help="an AML v1 inferenceconfig.json")
-    migrate.add_argument("--deployment-config", metavar="FILE", help="an AML v1 deploymentconfig.json")
-    migrate.add_argument("--model", action="append", metavar="PATH", help="a model file the v1 deploy registered")
-    migrate.add_argument("--name", default="endpoint", help="endpoint name for --inference-config (default: endpoint)")
-    migrate.add_argument("--out", metavar="DIR", help="where to write (default: ./<stack>-v2)")
-    migrate.set_defaults(handler=_migrate)
+    _add_migrate(commands)
+    _add_batch(commands)
+    _add_delivery(commands)
 
     invoke = _stack_command(commands, "invoke", "call an endpoint with its key and print the answer", _invoke)
     invoke.add_argument("endpoint", nargs="?", metavar="ENDPOINT", help="endpoint name")

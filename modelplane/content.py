@@ -31,6 +31,11 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def text_digest(text: str) -> str:
+    """sha256 of a text (a model's URI, where its files are not here to read)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def version_of(digest: str) -> str:
     """A model version from a content digest: its first 12 hex digits read as an integer.
 

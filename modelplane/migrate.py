@@ -184,7 +184,8 @@ def stack_data(spec: StackSpec, out: Path, migration: Migration, beside_v1: bool
     """The migrated stack, its paths relative to `out` (source-relative ones to their source folder)."""
     data = spec.model_dump(mode="json", exclude_unset=True, exclude={"source", "name", "warnings"})
     for name, model in spec.models.items():
-        data["models"][name]["path"] = relative(model.path, out)
+        if isinstance(model.path, Path):
+            data["models"][name]["path"] = relative(model.path, out)
     for name, image in spec.images.items():
         data["images"][name].update(_image_paths(image, out))
     endpoints: dict[str, Any] = data.get("endpoints", {})
@@ -287,7 +288,8 @@ def deployment_yaml(
         "endpoint_name": endpoint_name,
     }
     if image.models:
-        found["model"] = {"path": relative(spec.models[image.models[0]].path, folder)}
+        model = spec.models[image.models[0]].path
+        found["model"] = {"path": relative(model, folder) if isinstance(model, Path) else model}
     found["code_configuration"] = {"code": relative(code.folder, folder), "scoring_script": code.scoring_script}
     found.update({k: v for k, v in deployment.items() if k != "image"})
     return found

@@ -21,7 +21,7 @@ from modelplane.dockerfile import ModelFiles
 from modelplane.engine import state_root
 from modelplane.source import SpecError
 from modelplane.spec import AciEndpointSpec, AksEndpointSpec, LocalEndpointSpec, StackSpec
-from modelplane.spec.references import online_only_images
+from modelplane.spec.references import azure_built_images
 from modelplane.spec.schema import OnlineEndpointSpec
 
 # The Azure and Kubernetes components are imported by the builders of stacks that use them: their
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from components.aci_endpoint import AciEndpoint
     from components.aks_cluster import AksCluster, AzureClusterTarget
     from components.aks_endpoint import AksEndpoint
+    from components.batch_endpoint import BatchEndpoint
     from components.edge_module import EdgeModule
     from components.fpga_service import FpgaService
     from components.online_endpoint import OnlineEndpoint
@@ -63,6 +64,7 @@ class StackOutputs:
     endpoints: dict[str, LocalEndpoint | AciEndpoint | AksEndpoint | OnlineEndpoint] = field(default_factory=dict)
     edge: dict[str, EdgeModule] = field(default_factory=dict)
     fpga: dict[str, FpgaService] = field(default_factory=dict)
+    batch: dict[str, BatchEndpoint] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def build_stack(spec: StackSpec, stack_name: str, options: ProgramOptions | None
     build_endpoints(context)
     build_edge(context)
     build_fpga(context)
+    build_batch(context)
     return out
 
 
@@ -163,12 +166,14 @@ def build_models(context: BuildContext) -> None:
 def build_images(context: BuildContext) -> None:
     models = context.out.models
     # Azure ML builds the environment of an image that only v2 online deployments use.
-    built_by_azure = online_only_images(context.spec.model_dump(include={"endpoints", "edge", "fpga"}))
+    sections = {"target", "endpoints", "edge", "fpga", "batch"}
+    built_by_azure = azure_built_images(context.spec.model_dump(include=sections))
     for name, image in context.spec.images.items():
         if name in built_by_azure:
             continue
         files = tuple(
-            ModelFiles(name=m, version=models[m].version_value, path=models[m].files_path) for m in image.models
+            ModelFiles(name=m, version=models[m].version_value, path=context.spec.models[m].local_path)
+            for m in image.models
         )
         args = ScoringImageArgs(
             image_name=name,
@@ -324,6 +329,28 @@ def build_fpga(context: BuildContext) -> None:
         context.out.fpga[name] = FpgaService(f"fpga-{name}", args, context.opts)
 
 
+def build_batch(context: BuildContext) -> None:
+    """Batch jobs on Azure (an AmlCompute cluster and a v2 batch endpoint each); local jobs run with
+    `modelplane batch run` in their image, which `build_images` has built."""
+    if not context.spec.batch or context.azure is None:
+        return
+    from components.batch_endpoint import BatchEndpoint, BatchEndpointArgs
+
+    for name, job in context.spec.batch.items():
+        image = context.spec.images[job.image]
+        model = image.models[0] if image.models else None
+        args = BatchEndpointArgs(
+            job_name=name,
+            spec=job,
+            image=image,
+            model_id=context.out.models[model].asset_id if model else None,
+            workspace=context.azure.model_target(),
+            location=context.azure.workspace.location,
+            tags=context.spec.tags,
+        )
+        context.out.batch[name] = BatchEndpoint(f"batch-{name}", args, context.opts)
+
+
 def export(out: StackOutputs) -> None:
     """Stack outputs a user would print or call; keys in an export of their own, as a secret,
     so that URIs stay readable."""
@@ -341,6 +368,8 @@ def export(out: StackOutputs) -> None:
         pulumi.export("edge", {name: {"deployment_id": e.deployment_id} for name, e in out.edge.items()})
     if out.fpga:
         pulumi.export("fpga", {name: {"scoring_uri": f.scoring_uri} for name, f in out.fpga.items()})
+    if out.batch:
+        pulumi.export("batch", {name: {"scoring_uri": b.scoring_uri} for name, b in out.batch.items()})
 
 
 def spec_failure(error: SpecError) -> pulumi.RunError:

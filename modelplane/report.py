@@ -19,6 +19,7 @@ COMPONENT_KINDS = {
     "AciEndpoint": "endpoint",
     "AksEndpoint": "endpoint",
     "OnlineEndpoint": "endpoint",
+    "BatchEndpoint": "batch job",
     "RegisteredModel": "model",
     "ScoringImage": "image",
     "AksCluster": "cluster",
@@ -28,7 +29,7 @@ COMPONENT_KINDS = {
 }
 COMPONENT_PREFIX = "modelplane:index:"
 # Prefixes of the component names the program gives (`endpoint-web`), by kind.
-NAME_PREFIXES = {"endpoint", "model", "image", "cluster", "edge", "fpga"}
+NAME_PREFIXES = {"endpoint", "model", "image", "cluster", "edge", "fpga", "batch"}
 
 
 def mask(value: Any, is_secret: Callable[[Any], bool]) -> Any:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from policies import accelerators, auth, online, production, sizing, tags, traffic
+from policies import accelerators, auth, batch, online, production, sizing, tags, traffic
 from policies.rules import Rule
 
 ALL_RULES: list[Rule] = [
@@ -16,5 +16,6 @@ ALL_RULES: list[Rule] = [
     *tags.RULES,
     *traffic.RULES,
     *online.RULES,
+    *batch.RULES,
 ]
 RULES_BY_ID = {rule.id: rule for rule in ALL_RULES}

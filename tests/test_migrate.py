@@ -56,6 +56,18 @@ def test_every_written_file_loads_with_azure_mls_own_loaders(prod: Path) -> None
     assert "azureml-inference-server-http" in pip and "scikit-learn==1.7.2" in pip
 
 
+def test_azure_ml_loads_every_yaml_file_migrate_writes(prod: Path) -> None:
+    loaders = {"endpoint.yml": load_online_endpoint, "-deployment.yml": load_online_deployment}
+    loaders["-environment.yml"] = load_environment
+    written = sorted((prod / "azureml").rglob("*.yml"))
+    loaded = [
+        next(load for suffix, load in loaders.items() if path.name.endswith(suffix))(path)
+        for path in written
+        if not path.name.endswith("-conda.yml")
+    ]
+    assert len(loaded) == 6  # two endpoints: endpoint, deployment, environment each
+
+
 def test_the_paths_written_point_at_the_users_files(prod: Path) -> None:
     folder = prod / "azureml" / "digits"
     deployment = yaml.safe_load((folder / "blue-deployment.yml").read_text())

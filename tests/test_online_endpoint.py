@@ -71,13 +71,17 @@ def test_deployment_carries_size_probes_and_request_settings_as_the_api_takes_th
 
 
 def test_the_image_becomes_v2_code_and_an_environment_azure_builds(v2: MockRun) -> None:
-    environment = v2.mocks.one("azure-native:machinelearningservices:EnvironmentVersion").inputs
+    environment = v2.mocks.one(
+        "azure-native:machinelearningservices:EnvironmentVersion", "endpoint-regression-v2-regression-environment"
+    ).inputs
     conda = yaml.safe_load(environment["properties"]["condaFile"])
     pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
     assert "azureml-inference-server-http" in pip and "scikit-learn==1.7.2" in pip
     assert environment["properties"]["image"].startswith("mcr.microsoft.com/azureml/")
     blobs = [r.inputs["blobName"] for r in v2.mocks.of_type("azure-native:storage:Blob") if "code" in r.name]
-    version = v2.mocks.one("azure-native:machinelearningservices:CodeVersion").inputs["version"]
+    version = v2.mocks.one(
+        "azure-native:machinelearningservices:CodeVersion", "endpoint-regression-v2-regression-code"
+    ).inputs["version"]
     assert f"{version}/score.py" in blobs
     # Azure ML builds the environment: no image is built or pushed here.
     assert v2.mocks.of_type("pulumi-python:dynamic/docker:Image") == []

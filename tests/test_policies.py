@@ -335,3 +335,32 @@ def test_online_production_token_auth() -> None:
     ]
     tokens = edited(keyed, lambda p: p["properties"].update(authMode="AMLToken"))
     assert violations("online-production-token-auth", tokens) == []
+
+
+# --- batch clusters ---
+
+BATCH_COMPUTE = "batch-diabetes-nightly-compute"
+
+
+def test_batch_max_nodes() -> None:
+    cluster = find("dev-v2", BATCH_COMPUTE)
+    assert violations("batch-max-nodes", cluster) == []
+    wide = edited(cluster, lambda p: p["properties"]["properties"]["scaleSettings"].update(maxNodeCount=50))
+    name = cluster.props["computeName"]
+    assert violations("batch-max-nodes", wide) == [
+        f"Bound batch cluster {name} to at most 10 nodes: it may scale to 50."
+    ]
+    assert violations("batch-max-nodes", wide, {"maxNodes": 64}) == []
+
+
+def test_batch_low_priority_outside_production() -> None:
+    cluster = find("dev-v2", BATCH_COMPUTE)
+    assert violations("batch-low-priority-outside-production", cluster) == []  # dev may use them
+    in_production = edited(cluster, production)
+    name = cluster.props["computeName"]
+    assert violations("batch-low-priority-outside-production", in_production) == [
+        f"Run production batch cluster {name} on dedicated VMs: Azure can take low-priority ones back in the"
+        " middle of a job."
+    ]
+    dedicated = edited(in_production, lambda p: p["properties"]["properties"].update(vmPriority="Dedicated"))
+    assert violations("batch-low-priority-outside-production", dedicated) == []

@@ -135,7 +135,7 @@ CASES = [
     Case(
         "model-path-type",
         replace(BASELINE, "path: model", "path: [model]"),
-        [("stack.yaml", 3, "models.ridge.path", "valid path")],
+        [("stack.yaml", 3, "models.ridge.path", "must be a path, or an azureml:// URI")],
     ),
     Case(
         "model-missing-file",

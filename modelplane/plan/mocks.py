@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
@@ -26,6 +27,8 @@ contexts: [{name: aks, context: {cluster: aks, user: user}}]
 current-context: aks
 """
 REGISTRY_PASSWORD = "mock-registry-password"
+# What a plan shows for a value only the cloud knows (as online plans show it).
+KNOWN_AFTER_APPLY = "(known after apply)"
 IOT_HUB_KEY = base64.b64encode(b"mock-iot-hub-key").decode()
 
 # The property that carries an azure-native resource's name, by type.
@@ -45,6 +48,8 @@ NAME_PROPERTIES = {
     "azure-native:iothub:IotHubResource": "resourceName",
     "azure-native:machinelearningservices:OnlineEndpoint": "endpointName",
     "azure-native:machinelearningservices:OnlineDeployment": "deploymentName",
+    "azure-native:machinelearningservices:BatchEndpoint": "endpointName",
+    "azure-native:machinelearningservices:BatchDeployment": "deploymentName",
 }
 ONLINE_KEYS = {"primaryKey": "mock-online-primary-key", "secondaryKey": "mock-online-secondary-key"}
 
@@ -55,7 +60,9 @@ def is_secret(value: Any) -> bool:
 
 
 def plain(value: Any) -> Any:
-    """A recorded input with every secret wrapper removed."""
+    """A recorded input with every secret wrapper removed (and a value a preview cannot know, said so)."""
+    if isinstance(value, Unknown):
+        return KNOWN_AFTER_APPLY
     if is_secret(value):
         return plain(value["value"])
     if isinstance(value, dict):

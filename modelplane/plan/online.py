@@ -10,6 +10,7 @@ from typing import Any
 from pulumi import automation as auto
 from pulumi.runtime.rpc import UNKNOWN
 
+from modelplane.plan.mocks import KNOWN_AFTER_APPLY
 from modelplane.plan.model import Change, Plan, ResourcePlan, Violation
 from modelplane.plan.offline import PLUMBING_INPUTS
 from modelplane.plan.policy import POLICY_DIR
@@ -32,7 +33,6 @@ OP_NAMES = {
 }
 # Not shown: the stack itself, and the provider of Modelplane's dynamic resources, which is plumbing
 # as Pulumi's default one (never shown) was before it. Plans list what is deployed.
-KNOWN_AFTER_APPLY = "(known after apply)"
 HIDDEN_TYPES = frozenset({"pulumi:pulumi:Stack", f"pulumi:providers:{DYNAMIC_PACKAGE}"})
 
 

@@ -19,7 +19,7 @@ from modelplane.base_images import DEFAULT_BASE, available
 from modelplane.conda import CondaSpecError, base_for, pip_requirement, split_match_spec
 from modelplane.source import PathKey, Problem, SpecError, load_document
 from modelplane.spec.positions import Findings, Origins, display, model_of
-from modelplane.spec.references import SECTIONS, items, online_only_images
+from modelplane.spec.references import SECTIONS, azure_built_images, items
 from modelplane.spec.schema import V2_UNMAPPED_IMAGE_SETTINGS, StackSpec, no_effect_fields
 
 CHANNELS_UNUSED = "conda channels are not used: the image installs packages from PyPI with pip"
@@ -35,13 +35,36 @@ def check_notices(data: dict[str, Any], origins: Origins) -> Findings:
             model = model_of(annotation, item)
             if isinstance(model, type) and issubclass(model, BaseModel):
                 _no_effect(model, item, (section, name), origins, findings)
-    built_by_azure = online_only_images(data)
+    for name, job in items(data, "batch").items():
+        _batch(job, ("batch", name), data.get("target") == "azure", origins, findings)
+    built_by_azure = azure_built_images(data)
     for name, image in items(data, "images").items():
         if name in built_by_azure:
             _online_image(image, ("images", name), origins, findings)
         else:
             _environment(image, ("images", name), origins, findings)
     return findings
+
+
+# Batch settings that only one target reads, with why the other ignores them.
+LOCAL_ONLY_BATCH = {
+    "cpu_cores": "on Azure the cluster's vm_size sizes the job",
+    "memory_gb": "on Azure the cluster's vm_size sizes the job",
+}
+AZURE_ONLY_BATCH = {
+    "compute": "the job runs in a container on this machine (`modelplane batch run`), not on an AmlCompute cluster",
+    "instance_count": "the job runs on this machine, in one container",
+}
+
+
+def _batch(job: dict[str, Any], where: PathKey, on_azure: bool, origins: Origins, found: Findings) -> None:
+    ignored = LOCAL_ONLY_BATCH if on_azure else AZURE_ONLY_BATCH
+    for key, reason in ignored.items():
+        if job.get(key) not in (None, 1) or (key == "compute" and key in job):
+            found.warnings.append(origins.problem((*where, key), f"has no effect here: {reason}"))
+    if on_azure and isinstance(job.get("mini_batch_size"), str):
+        message = "AML v2 batch deployments count files per mini-batch: a size has no effect on Azure (give a count)"
+        found.warnings.append(origins.problem((*where, "mini_batch_size"), message))
 
 
 def _online_image(image: dict[str, Any], where: PathKey, origins: Origins, found: Findings) -> None:

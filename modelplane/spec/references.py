@@ -26,10 +26,11 @@ from modelplane.spec.schema import (
     LocalEndpointSpec,
     PathField,
     StackSpec,
+    is_remote,
     path_fields,
 )
 
-SECTIONS = ("models", "images", "clusters", "endpoints", "edge", "fpga")
+SECTIONS = ("models", "images", "clusters", "endpoints", "edge", "fpga", "batch")
 SERVICE_SECTIONS = ("endpoints", "edge", "fpga")
 
 
@@ -91,7 +92,7 @@ def resolve_paths(holder: dict[str, Any], model: type[BaseModel], folder: Path) 
 def _resolve(found: list[tuple[PathKey, dict[str, Any], str, PathField]], folder: Path) -> None:
     for _where, owner, name, marker in found:
         value = owner.get(name)
-        if isinstance(value, str):
+        if isinstance(value, str) and not (marker.remote and is_remote(value)):
             owner[name] = str((base_of(owner, marker, folder) / value).resolve())
 
 
@@ -99,7 +100,7 @@ def check_files(data: dict[str, Any], origins: Origins, folder: Path) -> list[Pr
     problems = []
     for where, owner, name, marker in stack_path_values(data):
         value = owner.get(name)
-        if not isinstance(value, str):
+        if not isinstance(value, str) or (marker.remote and is_remote(value)):
             continue
         resolved = base_of(owner, marker, folder) / value
         if not (resolved.is_dir() if marker.folder else resolved.exists()):
@@ -163,6 +164,8 @@ def check_references(data: dict[str, Any], origins: Origins) -> list[Problem]:
             wanted.append((("endpoints", name, "cluster"), endpoint.get("cluster"), "clusters"))
     for name, edge in items(data, "edge").items():
         wanted.append((("edge", name, "image"), edge.get("image"), "images"))
+    for name, job in items(data, "batch").items():
+        wanted.append((("batch", name, "image"), job.get("image"), "images"))
     for name, fpga in items(data, "fpga").items():
         if fpga.get("cluster") is not None:
             wanted.append((("fpga", name, "cluster"), fpga.get("cluster"), "clusters"))
@@ -236,16 +239,41 @@ def check_online(data: dict[str, Any], origins: Origins) -> list[Problem]:
     return problems
 
 
-def online_only_images(data: dict[str, Any]) -> set[str]:
-    """Images that only AML v2 online deployments use: Azure ML builds their environment, not Modelplane."""
-    online: set[str] = set()
+def azure_built_images(data: dict[str, Any]) -> set[str]:
+    """Images that only AML v2 deployments use (online endpoints, and batch jobs on Azure): Azure ML
+    builds their environment, not Modelplane."""
+    v2: set[str] = set()
     other: set[str] = set()
-    for section in ("endpoints", "edge", "fpga"):
+    batch_on_azure = data.get("target") == "azure"
+    for section in ("endpoints", "edge", "fpga", "batch"):
         for item in items(data, section).values():
-            used = online if item.get("compute_type") in ONLINE_COMPUTE_TYPES else other
+            on_v2 = item.get("compute_type") in ONLINE_COMPUTE_TYPES or (section == "batch" and batch_on_azure)
+            used = v2 if on_v2 else other
             used.update(str(d.get("image")) for d in items(item, "deployments").values())
             used.add(str(item.get("image")))
-    return online - other
+    return v2 - other
+
+
+def check_remote_models(data: dict[str, Any], origins: Origins) -> list[Problem]:
+    """A model kept on Azure serves only where Azure ML mounts it: AML v2 deployments on Azure. Every
+    image built here (local, ACI, AKS, IoT Edge, local batch) needs the model's files on this machine."""
+    problems = []
+    built_by_azure = azure_built_images(data) if data.get("target") == "azure" else set()
+    for name, model in items(data, "models").items():
+        if not is_remote(model.get("path")):
+            continue
+        if data.get("target") != "azure":
+            message = "is on Azure: a stack that runs here needs the model's files here (a path on this machine)"
+            problems.append(origins.problem(("models", name, "path"), message))
+            continue
+        for image_name, image in items(data, "images").items():
+            if name in (image.get("models") or []) and image_name not in built_by_azure:
+                message = (
+                    f"is on Azure, but image '{image_name}' is built on this machine and needs the model's files here;"
+                    " a model on Azure serves AML v2 online endpoints and batch jobs"
+                )
+                problems.append(origins.problem(("models", name, "path"), message))
+    return problems
 
 
 def kubeconfig_cluster(data: dict[str, Any], name: Any) -> bool:
@@ -294,5 +322,6 @@ def check_stack(data: dict[str, Any], origins: Origins, folder: Path) -> list[Pr
         *check_ports(data, origins),
         *check_deployments(data, origins),
         *check_online(data, origins),
+        *check_remote_models(data, origins),
         *check_azure(data, origins),
     ]

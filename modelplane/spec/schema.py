@@ -43,6 +43,16 @@ class PathField:
 
     folder: bool = False
     relative_to: str | None = None
+    remote: bool = False
+    """A URI where Azure keeps the files (`azureml://…`) is taken as it is: nothing is read here."""
+
+
+# Where teams keep models on Azure: a datastore path, a job's output, a registered model, blob storage.
+REMOTE_PREFIXES = ("azureml://", "https://", "wasbs://", "abfss://")
+
+
+def is_remote(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(REMOTE_PREFIXES)
 
 
 FilePath = Annotated[Path, PathField()]
@@ -146,12 +156,34 @@ class AzureSpec(Strict):
 
 
 class ModelSpec(Strict):
-    path: FilePath = Field(
-        description="Model file or folder, relative to the stack file; a folder keeps its name in the image."
+    path: Annotated[Path | str, PathField(remote=True)] = Field(
+        description="Model file or folder, relative to the stack file (a folder keeps its name in the image); on"
+        " Azure, an azureml:// (or https://) URI of files already there, registered without a copy."
     )
     description: str | None = Field(None, description="Shown in the model registry.")
     tags: dict[str, str] = Field(default_factory=dict, description="Registry tags.")
     framework: str | None = Field(None, description=f"One of {', '.join(FRAMEWORKS)}.")
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _local_or_remote(cls, value: object) -> object:
+        """A local path as a Path; a remote URI kept as written (a Path would fold its `//`)."""
+        if isinstance(value, Path) or is_remote(value):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"must be a path, or an azureml:// URI on Azure (got {value!r})")
+        return Path(value)
+
+    @property
+    def remote(self) -> bool:
+        return is_remote(self.path)
+
+    @property
+    def local_path(self) -> Path:
+        """The model's files here (the spec refuses a remote model wherever files are needed)."""
+        if not isinstance(self.path, Path):
+            raise ValueError(f"model files are on Azure ({self.path}), not here")
+        return self.path
 
     @field_validator("framework")
     @classmethod
@@ -767,6 +799,82 @@ class FpgaSpec(Strict):
         return value
 
 
+class BatchComputeSpec(Strict):
+    """AML's AmlCompute cluster of a batch job on Azure (AmlCompute.provisioning_configuration)."""
+
+    vm_size: str = Field("Standard_DS3_v2", description="VM size of the cluster's nodes.")
+    vm_priority: Literal["dedicated", "low_priority"] = Field("dedicated", description="Low-priority VMs cost less.")
+    min_nodes: int = Field(0, ge=0, le=1000, description="Nodes kept when idle (AML default 0).")
+    max_nodes: int = Field(4, ge=1, le=1000, description="Most nodes the cluster scales to (AML default 4).")
+    idle_seconds_before_scaledown: int = Field(120, ge=0, le=86400, description="AML default 120.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> BatchComputeSpec:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(f"min_nodes ({self.min_nodes}) exceeds max_nodes ({self.max_nodes})")
+        return self
+
+
+MINI_BATCH_SIZE = re.compile(r"^(?P<number>\d+(\.\d+)?)\s*(?P<unit>[KMG]B)?$", re.IGNORECASE)
+
+
+class BatchSpec(Strict):
+    """A batch scoring job: AML v1's ParallelRunConfig and v2's batch deployment. The image's entry
+    script has `init()` and `run(mini_batch)`: a list of file paths, or a pandas DataFrame of rows."""
+
+    image: str = Field(description="Name of an image under `images` whose entry script scores mini-batches.")
+    description: str | None = Field(None, description="Free text.")
+    input: str | None = Field(
+        None,
+        description="Default input: a folder of files, or a CSV/Parquet file of rows (local, relative to the stack"
+        " file); on Azure, a datastore or azureml:// URI.",
+    )
+    input_type: Literal["files", "tabular"] | None = Field(
+        None, description="files (FileDataset) or tabular (TabularDataset); default: a CSV/Parquet file is tabular."
+    )
+    output: str | None = Field(None, description="Output folder (local default: .modelplane/batch/<stack>/<name>).")
+    mini_batch_size: int | str = Field(
+        10, description="Files per mini-batch; for tabular input, rows, or a size such as '1MB' (AML's)."
+    )
+    error_threshold: int = Field(
+        -1, ge=-1, description="Failed files (or rows) the job tolerates; -1 ignores failures (AML default)."
+    )
+    output_action: Literal["append_row", "summary_only"] = Field(
+        "append_row", description="append_row: every returned row in one file; summary_only: the script writes."
+    )
+    output_file_name: str = Field("predictions.csv", description="The append_row file (AML v2 default).")
+    max_retries: int = Field(3, ge=0, le=100, description="Retries of a failed mini-batch (AML v2 default 3).")
+    timeout: int = Field(60, ge=1, le=86400, description="Seconds one run(mini_batch) may take (AML v1 default 60).")
+    max_concurrency_per_instance: int | None = Field(
+        None, ge=1, le=256, description="Worker processes per node (default: one per CPU, AML's for CPU nodes)."
+    )
+    instance_count: int = Field(1, ge=1, le=1000, description="Azure: nodes the job runs on.")
+    cpu_cores: float | None = Field(None, gt=0, le=64, description="Local: CPUs of the job's container.")
+    memory_gb: float | None = Field(None, gt=0, le=256, description="Local: memory of the job's container.")
+    compute: BatchComputeSpec | None = Field(None, description="Azure: the AmlCompute cluster that runs the job.")
+
+    @field_validator("mini_batch_size")
+    @classmethod
+    def _mini_batch_size(cls, value: int | str) -> int | str:
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError("mini_batch_size is at least 1")
+            return value
+        if MINI_BATCH_SIZE.match(value.strip()) is None:
+            raise ValueError(f"mini_batch_size '{value}' is a count (10) or a size such as '1MB', '512KB'")
+        return value.strip()
+
+    @property
+    def mini_batch_bytes(self) -> int | None:
+        """A size-based mini-batch in bytes (tabular input), or None for a count."""
+        if isinstance(self.mini_batch_size, int):
+            return None
+        match = MINI_BATCH_SIZE.match(self.mini_batch_size)
+        assert match is not None
+        unit = (match["unit"] or "B").upper()
+        return int(float(match["number"]) * {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[unit])
+
+
 class StackSpec(Strict):
     """One declared stack."""
 
@@ -779,6 +887,7 @@ class StackSpec(Strict):
     endpoints: dict[str, EndpointSpec] = Field(default_factory=dict, description="Web services.")
     edge: dict[str, EdgeSpec] = Field(default_factory=dict, description="IoT Edge modules.")
     fpga: dict[str, FpgaSpec] = Field(default_factory=dict, description="FPGA services.")
+    batch: dict[str, BatchSpec] = Field(default_factory=dict, description="Batch scoring jobs.")
 
     # Set by load_stack: the file it came from and its folder (paths above are resolved against it).
     source: Path = Field(Path("."), exclude=True, description="The stack file.")
