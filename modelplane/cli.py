@@ -115,11 +115,14 @@ def _affected(args: argparse.Namespace) -> int:
     stacks = (
         [Path(f).resolve() for f in args.stacks] if args.stacks else sorted((PROJECT_ROOT / "stacks").glob("*.yaml"))
     )
-    try:
-        changed = changed_since(args.since)
-    except ValueError as error:
-        raise CliError(str(error)) from None
-    sys.stdout.write(render(affected(stacks, changed), args.format))
+    if args.since is None:
+        names = [file.stem for file in stacks]
+    else:
+        try:
+            names = affected(stacks, changed_since(args.since))
+        except ValueError as error:
+            raise CliError(str(error)) from None
+    sys.stdout.write(render(stacks, names, args.format))
     return EXIT_OK
 
 
@@ -398,9 +401,9 @@ def _add_batch(commands: Any) -> None:
 
 def _add_delivery(commands: Any) -> None:
     affected = commands.add_parser("affected", help="the stacks a change touches (declaration, models, code)")
-    affected.add_argument("--since", required=True, metavar="REF", help="a git ref: the change is REF...HEAD")
+    affected.add_argument("--since", metavar="REF", help="a git ref: the change is REF...HEAD (default: every stack)")
     affected.add_argument("--stacks", nargs="*", metavar="FILE", help="stack files (default: stacks/*.yaml)")
-    affected.add_argument("--format", choices=("text", "json"), default="text")
+    affected.add_argument("--format", choices=("text", "json"), default="text", help="json: with production flags")
     affected.set_defaults(handler=_affected)
     model = commands.add_parser("model", help="a stack's model references")
     model_commands = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")

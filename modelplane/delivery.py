@@ -13,36 +13,45 @@ import json
 import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
+from modelplane.constants import PRODUCTION_VALUES
 from modelplane.engine import PROJECT_ROOT
 from modelplane.source import SpecError, load_document
 from modelplane.spec import load_stack
 
 # What Modelplane itself is made of: a change here touches every stack.
 OWN_PATHS = ("components", "modelplane", "policies", "__main__.py", "Pulumi.yaml", "pyproject.toml")
+T = TypeVar("T")
 AML_FILE_KEYS = (("images", "inference_config"), ("endpoints", "deployment_config"))
 
 
-def _paths_in(value: Any) -> Iterator[Path]:
-    if isinstance(value, Path):
+def _leaves(value: Any, kind: type[T]) -> Iterator[T]:
+    """Every value of type `kind` in nested dicts, lists and tuples."""
+    if isinstance(value, kind):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _paths_in(item)
+            yield from _leaves(item, kind)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _paths_in(item)
+            yield from _leaves(item, kind)
 
 
 def stack_inputs(file: Path) -> set[Path]:
-    """Every file or folder that a deploy of this stack reads."""
-    spec = load_stack(file)
+    """Every file or folder that a deploy of this stack reads. A stack that does not load here (a
+    cluster's kubeconfig that only exists while it runs) is read as text: every value that names an
+    existing file or folder beside it counts."""
     found = {file.resolve()}
-    found |= {path.resolve() for path in _paths_in(spec.model_dump(mode="python"))}
     raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    try:
+        spec = load_stack(file)
+    except SpecError:
+        named = ((file.parent / value).resolve() for value in _leaves(raw, str) if "\n" not in value)
+        return found | {path for path in named if path.exists()}
+    found |= {path.resolve() for path in _leaves(spec.model_dump(mode="python"), Path)}
     for section, key in AML_FILE_KEYS:
         for item in (raw.get(section) or {}).values():
             if isinstance(item, dict) and isinstance(item.get(key), str):
@@ -73,8 +82,19 @@ def changed_since(ref: str, root: Path = PROJECT_ROOT) -> list[Path]:
     return [root / line for line in result.stdout.splitlines() if line.strip()]
 
 
-def render(names: list[str], output_format: str) -> str:
-    return json.dumps(names) + "\n" if output_format == "json" else "".join(f"{name}\n" for name in names)
+def is_production(file: Path) -> bool:
+    """Whether a stack is tagged as production (the policy pack's production rules apply to it)."""
+    raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    tags = raw.get("tags") if isinstance(raw, dict) else None
+    return isinstance(tags, dict) and str(tags.get("environment", "")).lower() in PRODUCTION_VALUES
+
+
+def render(stack_files: list[Path], names: list[str], output_format: str) -> str:
+    """Stack names one per line; or, for a workflow's matrix, JSON: each stack and whether it is production."""
+    if output_format != "json":
+        return "".join(f"{name}\n" for name in names)
+    files = {file.stem: file for file in stack_files}
+    return json.dumps([{"stack": name, "production": is_production(files[name])} for name in names]) + "\n"
 
 
 def set_model_path(file: Path, model: str, path: str) -> str:

@@ -31,13 +31,16 @@ def modelplane_commands(workflow: dict[Any, Any]) -> list[list[str]]:
             script = re.sub(r"\$\{\{[^}]*\}\}", "X", script).replace("\\\n", " ")
             for line in script.splitlines():
                 if ".venv/bin/modelplane" in line:
-                    argv = shlex.split(line.split(".venv/bin/modelplane", 1)[1])
+                    before, command = line.split(".venv/bin/modelplane", 1)
+                    if before.rstrip().endswith("$("):  # a command substitution ends at its parenthesis
+                        command = command.rsplit(")", 1)[0]
+                    argv = shlex.split(command)
                     commands.append([a.replace('"', "") for a in argv])
     return commands
 
 
-def test_both_workflows_exist() -> None:
-    assert {p.name for p in WORKFLOWS} == {"preview.yml", "drift.yml"}
+def test_the_three_workflows_exist() -> None:
+    assert {p.name for p in WORKFLOWS} == {"preview.yml", "drift.yml", "deploy.yml"}
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
@@ -75,3 +78,36 @@ def test_commands_exist_in_the_cli(path: Path) -> None:
             parser.parse_args(argv)
         except SystemExit:
             pytest.fail(f"{path.name}: `modelplane {' '.join(argv)}` is not accepted by the CLI")
+
+
+def test_deploy_runs_on_pushes_to_main_and_on_registered_models() -> None:
+    deploy = load(PROJECT_ROOT / ".github/workflows/deploy.yml")
+    triggers = deploy.get("on", deploy.get(True))
+    assert triggers["push"]["branches"] == ["main"]
+    assert triggers["repository_dispatch"]["types"] == ["model-registered"]
+    # A deployment is never cancelled half-way by the next push.
+    assert deploy["concurrency"]["cancel-in-progress"] is False
+
+
+def test_production_stacks_deploy_behind_the_production_environment() -> None:
+    jobs = load(PROJECT_ROOT / ".github/workflows/deploy.yml")["jobs"]
+    for name in ("deploy", "deploy-registered"):
+        assert jobs[name]["environment"] == "${{ matrix.production && 'production' || 'staging' }}"
+        assert "fromJSON" in jobs[name]["strategy"]["matrix"]["include"]
+
+
+def test_the_deploy_matrix_is_what_modelplane_affected_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """The workflow feeds `affected --format json` to a matrix whose jobs read `stack` and `production`."""
+    import json
+
+    from modelplane.cli import main
+
+    assert main(["affected", "--stacks", str(PROJECT_ROOT / "stacks" / "prod.yaml"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"stack": "prod", "production": True}]
+    steps = load(PROJECT_ROOT / ".github/workflows/deploy.yml")["jobs"]["deploy"]["steps"]
+    assert any('--stack "${{ matrix.stack }}" --yes' in step.get("run", "") for step in steps)
+
+
+def test_a_registered_model_goes_through_model_set() -> None:
+    commands = modelplane_commands(load(PROJECT_ROOT / ".github/workflows/deploy.yml"))
+    assert ["model", "set", "--stack", "$STACK", "$MODEL", "--path", "$MODEL_PATH"] in commands
