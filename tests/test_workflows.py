@@ -83,6 +83,7 @@ def test_commands_exist_in_the_cli(path: Path) -> None:
 def test_deploy_runs_on_pushes_to_main_and_on_registered_models() -> None:
     deploy = load(PROJECT_ROOT / ".github/workflows/deploy.yml")
     triggers = deploy.get("on", deploy.get(True))
+    assert triggers is not None
     assert triggers["push"]["branches"] == ["main"]
     assert triggers["repository_dispatch"]["types"] == ["model-registered"]
     # A deployment is never cancelled half-way by the next push.

@@ -150,6 +150,14 @@ def result_rows(result: Any) -> list[str]:
     raise TypeError(f"run() returned {type(result).__name__}: return a list or a pandas DataFrame")
 
 
+def script_traceback(error: BaseException) -> str:
+    """Where the entry script was when it failed (its own frames, else the last one) and the error."""
+    root = os.environ.get("AML_APP_ROOT", "")
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [frame for frame in frames if root and frame.filename.startswith(root)] or frames[-1:]
+    return "".join(traceback.format_list(own) + traceback.format_exception_only(error)).rstrip()
+
+
 def run_mini_batch(batch: MiniBatch, max_retries: int) -> Outcome:
     signal.signal(signal.SIGALRM, _on_alarm)
     error = ""
@@ -159,8 +167,8 @@ def run_mini_batch(batch: MiniBatch, max_retries: int) -> Outcome:
             signal.alarm(_timeout)
             rows = result_rows(_entry.run(data))
             return Outcome(batch.index, rows[: batch.size], max(batch.size - len(rows), 0), attempt)
-        except Exception:
-            error = traceback.format_exc(limit=-3).strip()
+        except Exception as raised:
+            error = script_traceback(raised)
         finally:
             signal.alarm(0)
     return Outcome(batch.index, [], batch.size, max_retries + 1, error)
@@ -238,7 +246,7 @@ def _record(outcome: Outcome, batch: MiniBatch, summary: Summary, rows_out: Any)
     if outcome.failed:
         summary.failed_inputs.append(f"mini-batch {batch.index} ({batch.label()})")
         if outcome.error:
-            summary.errors.append(f"mini-batch {batch.index}: {outcome.error}")
+            summary.errors.append(f"mini-batch {batch.index}:\n{outcome.error}")
     if rows_out is not None and outcome.rows:
         rows_out.write("\n".join(outcome.rows) + "\n")
 
