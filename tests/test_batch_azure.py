@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modelplane.source import SpecError
 from modelplane.spec import load_stack
 from modelplane.spec.schema import BatchSpec
 from tests.mocks import MockRun, run_under_mocks
@@ -82,3 +83,26 @@ def test_mini_batch_size_is_a_count_or_an_aml_size(size: int | str, expected: in
 def test_a_size_that_is_neither_is_refused() -> None:
     with pytest.raises(ValueError, match="is a count \\(10\\) or a size such as '1MB'"):
         BatchSpec(image="x", mini_batch_size="lots")
+
+
+def test_a_job_may_name_an_aml_v1_inference_config_and_its_models(tmp_path: Path) -> None:
+    config = tmp_path / "inferenceconfig.json"
+    config.write_text(
+        '{"entryScript": "score_batch.py", "sourceDirectory": "%s", "condaFile": "environment.yml"}'
+        % (ROOT / "examples" / "batch-scoring")
+    )
+    job: dict[str, Any] = {"inference_config": str(config), "models": ["ridge"], "mini_batch_size": 20}
+    data = {
+        "models": {"ridge": {"path": str(ROOT / "examples" / "sklearn-regression" / "model")}},
+        "batch": {"nightly": job},
+    }
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(yaml.safe_dump(data))
+    spec = load_stack(stack)
+    assert spec.batch["nightly"].image == "nightly-batch"
+    assert spec.images["nightly-batch"].entry_script == ROOT / "examples" / "batch-scoring" / "score_batch.py"
+    assert spec.images["nightly-batch"].models == ["ridge"]
+    job["image"] = "other"
+    stack.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match="give `image` or `inference_config`"):
+        load_stack(stack)

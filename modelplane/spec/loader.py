@@ -75,8 +75,32 @@ def _shape_message(section: str, value: Any) -> str:
     return f"must be a mapping of settings, not {kind}"
 
 
+def batch_images(data: dict[str, Any], origins: Origins, findings: Findings) -> None:
+    """A batch job that names an AML v1 `inference_config` (and its `models`) instead of an `image`
+    gets an image of its own, `<job>-batch`, as AML's ParallelRunConfig took an environment and script."""
+    jobs = data.get("batch")
+    if not isinstance(jobs, dict):
+        return
+    for name, job in jobs.items():
+        if not isinstance(job, dict) or "inference_config" not in job:
+            continue
+        if "image" in job:
+            message = "give `image` or `inference_config` (with `models`), not both"
+            findings.problems.append(origins.problem(("batch", name, "inference_config"), message))
+            continue
+        image = f"{name}-batch"
+        images = data.setdefault("images", {})
+        if image in images:
+            message = f"its image would be named '{image}', which `images:` already declares"
+            findings.problems.append(origins.problem(("batch", name, "inference_config"), message))
+            continue
+        images[image] = {"inference_config": job.pop("inference_config"), "models": job.pop("models", [])}
+        job["image"] = image
+
+
 def _merged(data: dict[str, Any], stack_dir: Path, origins: Origins, findings: Findings) -> dict[str, Any]:
     """The stack's data with the AML files its items name merged in, and endpoints' compute_type set."""
+    batch_images(data, origins, findings)
     for section, key, translate in AML_FILES:
         found = data.get(section)
         if isinstance(found, dict):
