@@ -1,5 +1,5 @@
 """The `modelplane` command line: validate, plan, preview, up, drift, destroy, outputs, invoke, migrate,
-batch run."""
+batch run, affected, model set, logs."""
 
 from __future__ import annotations
 
@@ -138,6 +138,17 @@ def _model_set(args: argparse.Namespace) -> int:
         file.write_text(before, encoding="utf-8")  # the stack stays as it was
         raise
     print(f"{file.name}: models.{args.model}.path: {old} → {args.path}")
+    return EXIT_OK
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from modelplane.logs import LogsError, logs
+
+    _ref_checked, spec = _checked(args)
+    try:
+        logs(spec, args.endpoint, args.tail, args.follow, lambda line: print(line, flush=True))
+    except LogsError as error:
+        raise CliError(str(error)) from None
     return EXIT_OK
 
 
@@ -453,6 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_migrate(commands)
     _add_batch(commands)
     _add_delivery(commands)
+
+    logs = _stack_command(commands, "logs", "what an endpoint's containers printed", _logs)
+    logs.add_argument("endpoint", metavar="ENDPOINT", help="endpoint name")
+    logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each container")
+    _flag(logs, "--follow", "keep printing new lines until interrupted")
 
     invoke = _stack_command(commands, "invoke", "call an endpoint with its key and print the answer", _invoke)
     invoke.add_argument("endpoint", nargs="?", metavar="ENDPOINT", help="endpoint name")

@@ -83,7 +83,7 @@ def _data(section: dict[str, Any], field: str) -> bytes | None:
 
 
 @contextlib.contextmanager
-def _session(access: ApiAccess) -> Iterator[requests.Session]:
+def session_for(access: ApiAccess) -> Iterator[requests.Session]:
     """A session that trusts the cluster's CA and logs in as the kubeconfig's user."""
     with tempfile.TemporaryDirectory() as folder:
         session = requests.Session()
@@ -104,7 +104,7 @@ def _session(access: ApiAccess) -> Iterator[requests.Session]:
 def failing_pods(kubeconfig: Path) -> list[PodFailure]:
     """The stack's pods (every namespace) whose containers are not all ready, with their logs."""
     access = read_kubeconfig(kubeconfig)
-    with _session(access) as session:
+    with session_for(access) as session:
         url = f"{access.server}/api/v1/pods"
         pods = session.get(url, params={"labelSelector": f"{MANAGED_BY_LABEL}=modelplane"}, timeout=TIMEOUT).json()
         return [_failure(session, access.server, pod) for pod in pods.get("items", []) if not pod_ready(pod)]

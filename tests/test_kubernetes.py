@@ -223,6 +223,14 @@ def _call(uri: str, key: str, body: Any) -> int:
         return 0
 
 
+def test_logs_of_a_kubernetes_endpoint_come_from_its_pods(deployed: KubeStack) -> None:
+    printed = deployed.cli("logs", "digits", "--tail", "20").stdout.splitlines()
+    pods = {line.split("]", 1)[0].lstrip("[") for line in printed}
+    assert len(pods) == 2 and all(pod.startswith("digits-") for pod in pods), pods  # min_replicas 2
+    assert any("ready for serving traffic" in line for line in printed)
+    assert len(printed) <= 40
+
+
 def test_a_second_real_node_is_refused_and_the_first_keeps_serving(deployed: KubeStack, tmp_path: Path) -> None:
     second = LocalCluster(tmp_path / "second", nodes=0, real_node=True)
     with pytest.raises(ClusterError, match="another local cluster with a real node is running"):
