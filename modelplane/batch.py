@@ -121,7 +121,7 @@ def run_batch(
     (output / SUMMARY_FILE).unlink(missing_ok=True)
     tag = ensure_image(job.image, batch_image(spec, job), progress)
     code, log = _run_container(spec, name, job, tag, input_path, output, progress)
-    return BatchResult(_summary(name, job, output, code, log), output)
+    return BatchResult(_summary(name, output, code, log), output)
 
 
 def _run_container(
@@ -164,7 +164,7 @@ def _run_container(
         container.remove(force=True)
 
 
-def _summary(name: str, job: BatchSpec, output: Path, code: int, log: str) -> dict[str, Any]:
+def _summary(name: str, output: Path, code: int, log: str) -> dict[str, Any]:
     summary_file = output / SUMMARY_FILE
     if not summary_file.is_file():
         reason = "was killed (out of memory?)" if code == 137 else f"exited with code {code}"
@@ -173,12 +173,10 @@ def _summary(name: str, job: BatchSpec, output: Path, code: int, log: str) -> di
         )
     summary: dict[str, Any] = json.loads(summary_file.read_text(encoding="utf-8"))
     if summary.get("status") != "succeeded":
-        failing = "; ".join(summary.get("failed_inputs") or []) or "none named"
+        failing = "; ".join(summary.get("failed_inputs") or [])
         errors = "\n".join(summary.get("errors", [])[:ERRORS_SHOWN])
-        raise BatchError(
-            f"batch {name} failed: {summary.get('failed')} failed inputs exceed error_threshold {job.error_threshold};"
-            f" failing: {failing}\n{errors}"
-        )
+        named = f"; failing: {failing}" if failing else ""
+        raise BatchError(f"batch {name} failed: {summary.get('reason')}{named}\n{errors}".rstrip())
     return summary
 
 

@@ -168,3 +168,18 @@ def test_a_missing_input_is_named(tmp_path: Path) -> None:
     stack = stack_file(tmp_path, EXAMPLE, "score_batch.py")
     with pytest.raises(BatchError, match=r"input .*nowhere\.csv does not exist"):
         run_batch(load_stack(stack), "job", str(tmp_path / "nowhere.csv"), None, print)
+
+
+def test_an_init_that_raises_fails_the_job_with_its_error(tmp_path: Path, progress: list[str]) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "broken_batch.py").write_text(
+        'def init():\n    raise FileNotFoundError("model.pkl is not in AZUREML_MODEL_DIR")\n\n\ndef run(mini_batch):\n'
+        "    return []\n"
+    )
+    stack = stack_file(tmp_path, source, "broken_batch.py")
+    data = tmp_path / "rows.csv"
+    rows(30).to_csv(data, index=False)
+    with pytest.raises(BatchError, match=r"batch job failed: init\(\) failed in the workers"):
+        run_batch(load_stack(stack), "job", str(data), str(tmp_path / "out"), progress.append)
+    assert "batch: FileNotFoundError: model.pkl is not in AZUREML_MODEL_DIR" in progress

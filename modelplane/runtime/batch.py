@@ -22,6 +22,8 @@ import signal
 import sys
 import time
 import traceback
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,8 @@ class Summary:
     workers: int = 0
     failed_inputs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    reason: str = ""
+    """Why the job failed."""
     output_file: str | None = None
 
 
@@ -111,6 +115,9 @@ def rows_per_batch(path: Path, total: int, size: int, size_bytes: int | None) ->
 
 # --- in each worker --------------------------------------------------------------------------------
 
+INIT_FAILED = 3
+# Workers that could not start, counted across the forked processes.
+_init_failures: Any = multiprocessing.get_context("fork").Value("i", 0)
 _entry: Any = None
 _table: Any = None
 _timeout = 60
@@ -131,9 +138,19 @@ def _start_worker(timeout: int) -> None:
     global _entry, _timeout
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool
     _timeout = timeout
-    _entry = load_entry_script()
-    if hasattr(_entry, "init"):
-        _entry.init()
+    try:
+        _entry = load_entry_script()
+        if hasattr(_entry, "init"):
+            _entry.init()
+    except Exception as error:
+        # The pool only learns that a worker ended: the first to fail says why, where the progress goes.
+        with _init_failures.get_lock():
+            _init_failures.value += 1
+            first = _init_failures.value == 1
+        if first:
+            lines = ["init() failed:", *script_traceback(error).splitlines()]
+            print("\n".join(f"batch: {line}" for line in lines), flush=True)
+        os._exit(INIT_FAILED)
 
 
 def _on_alarm(_signum: int, _frame: Any) -> None:
@@ -205,28 +222,22 @@ def run_job(args: argparse.Namespace) -> Summary:
     kind, batches = plan(args)
     workers = args.workers or worker_count(container_cpus())
     summary = Summary(mini_batches=len(batches), inputs=sum(b.size for b in batches), workers=workers)
-    print(
-        f"batch: {summary.inputs:,} inputs ({kind}) in {len(batches):,} mini-batches on {workers} workers", flush=True
-    )
+    shape = f"{summary.inputs:,} inputs ({kind}) in {len(batches):,} mini-batches on {workers} workers"
+    print(f"batch: {shape}", flush=True)
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     rows_file = output / args.output_file_name if args.output_action == "append_row" else None
     started = time.monotonic()
-    last_print = started
-    context = multiprocessing.get_context("fork")
-    initargs = (args.timeout,)
     rows = rows_file.open("w", encoding="utf-8") if rows_file is not None else contextlib.nullcontext()
-    with context.Pool(workers, initializer=_start_worker, initargs=initargs) as pool, rows as rows_out:
-        outcomes = pool.imap(_run_in_worker, [(b, args.max_retries) for b in batches])
-        for done, outcome in enumerate(outcomes, start=1):
-            _record(outcome, batches[outcome.index], summary, rows_out)
-            if over_threshold(summary.failed, args.error_threshold):
-                pool.terminate()
-                summary.status = "failed"
-                break
-            if time.monotonic() - last_print >= PROGRESS_SECONDS or done == len(batches):
-                print(progress_line(done, len(batches), summary, started), flush=True)
-                last_print = time.monotonic()
+    # Forked workers share the tabular input read above; a worker that dies (killed, out of memory)
+    # breaks the pool, which fails the job instead of waiting for it forever.
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker, initargs=(args.timeout,)
+    )
+    with pool, rows as rows_out:
+        futures = [pool.submit(run_mini_batch, batch, args.max_retries) for batch in batches]
+        _collect(batches, futures, args, summary, rows_out, started)
+        pool.shutdown(wait=True, cancel_futures=True)
     summary.seconds = round(time.monotonic() - started, 3)
     summary.output_file = str(rows_file) if rows_file is not None else None
     if summary.status == "running":
@@ -234,8 +245,36 @@ def run_job(args: argparse.Namespace) -> Summary:
     return summary
 
 
-def _run_in_worker(job: tuple[MiniBatch, int]) -> Outcome:
-    return run_mini_batch(*job)
+def _collect(
+    batches: list[MiniBatch],
+    futures: list[Future[Outcome]],
+    args: argparse.Namespace,
+    summary: Summary,
+    rows_out: Any,
+    started: float,
+) -> None:
+    """Outcomes in input order, until the end or until failures pass the threshold."""
+    last_print = started
+    for done, (batch, future) in enumerate(zip(batches, futures, strict=True), start=1):
+        try:
+            outcome = future.result()
+        except BrokenProcessPool:
+            summary.status = "failed"
+            summary.reason = (
+                "init() failed in the workers (its error is above)"
+                if _init_failures.value
+                else f"a worker process died while scoring mini-batch {batch.index} ({batch.label()}): killed, or"
+                " out of memory?"
+            )
+            return
+        _record(outcome, batch, summary, rows_out)
+        if over_threshold(summary.failed, args.error_threshold):
+            summary.status = "failed"
+            summary.reason = f"{summary.failed} failed inputs exceed error_threshold {args.error_threshold}"
+            return
+        if time.monotonic() - last_print >= PROGRESS_SECONDS or done == len(batches):
+            print(progress_line(done, len(batches), summary, started), flush=True)
+            last_print = time.monotonic()
 
 
 def _record(outcome: Outcome, batch: MiniBatch, summary: Summary, rows_out: Any) -> None:
