@@ -4,6 +4,8 @@ assets, and the traffic between deployments set once they exist."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +126,9 @@ class OnlineEndpoint(pulumi.ComponentResource):
                 "endpoint_id": endpoint.id,
                 "traffic": spec.live_traffic,
                 "mirror_traffic": spec.mirror_traffic,
+                # An update of the endpoint writes it whole, without traffic: its declaration's digest
+                # here makes the traffic follow every such update.
+                "endpoint_digest": endpoint_digest(args),
                 "arm_endpoint": args.arm_endpoint,
             },
             pulumi.ResourceOptions(parent=self, depends_on=deployments),
@@ -263,6 +268,13 @@ def deployment_properties(compute_type: str, deployment: OnlineDeploymentSpec, a
     if compute_type == "kubernetes_online":
         properties["container_resource_requirements"] = container_resources(deployment)
     return {key: value for key, value in properties.items() if value is not None}
+
+
+def endpoint_digest(args: OnlineEndpointArgs) -> str:
+    """What an update of the endpoint resource would change, as a digest."""
+    declared = args.spec.model_dump(include={"compute_type", "compute", "auth_mode", "public_network_access"})
+    text = json.dumps([declared, args.spec.description, {**args.tags, **args.spec.tags}], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def compute_id(workspace: AzureModelTarget, compute: str) -> pulumi.Output[str]:

@@ -94,13 +94,15 @@ def test_keys_come_from_the_workspace_as_a_secret(v2: MockRun) -> None:
     assert any(token.endswith("listOnlineEndpointKeys") for token, _ in v2.mocks.calls)
 
 
-def test_token_auth_has_no_keys(tmp_path: Path) -> None:
+def test_token_auth_has_no_keys(tmp_path: Path, v2: MockRun) -> None:
     stack = stack_with(tmp_path, lambda d: d["endpoints"]["regression-v2"].update(auth_mode="aml_token"))
     run = run_under_mocks(
         load_stack(stack), tmp_path / "state", collect=lambda o: {"keys": o.endpoints["regression-v2"].keys}
     )
     assert run.mocks.one(ENDPOINT).inputs["properties"]["authMode"] == "AMLToken"
     assert run.resolved["keys"] == {}
+    # The endpoint is written again with its new auth mode: its traffic follows.
+    assert run.mocks.one(TRAFFIC).inputs["endpoint_digest"] != v2.mocks.one(TRAFFIC).inputs["endpoint_digest"]
 
 
 def test_kubernetes_online_runs_on_the_attached_compute_with_requests_and_autoscale(tmp_path: Path) -> None:
@@ -289,3 +291,11 @@ def test_a_hand_made_traffic_change_is_drift(arm: type[ArmDouble]) -> None:
     live = provider.read("id", declared).outs or {}
     assert live["traffic"] == {"blue": 50, "green": 50}
     assert provider.diff("id", declared, live).changes is True
+
+
+def test_an_update_of_the_endpoint_sets_the_traffic_again() -> None:
+    """Azure writes an endpoint whole: after an update without traffic, the shares must be set again."""
+    provider = OnlineTrafficProvider()
+    before = {"traffic": {"blue": 100}, "mirror_traffic": {}, "endpoint_id": "e", "endpoint_digest": "a"}
+    assert provider.diff("id", before, {**before}).changes is False
+    assert provider.diff("id", before, {**before, "endpoint_digest": "b"}).changes is True

@@ -103,6 +103,8 @@ class OnlineTrafficProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in SHARE_KEYS if nonzero(olds.get(key)) != nonzero(news.get(key))]
+        if olds.get("endpoint_digest") != news.get("endpoint_digest"):
+            changed.append("endpoint_digest")  # the endpoint was written again: set the shares again
         replaces = ["endpoint_id"] if olds.get("endpoint_id") != news.get("endpoint_id") else []
         return DiffResult(changes=bool(changed or replaces), replaces=replaces)
 
@@ -138,7 +140,8 @@ def _check(response: requests.Response, props: Mapping[str, Any], action: str) -
 
 class OnlineTraffic(Resource, module="azureml", name="OnlineTraffic"):
     """Inputs: endpoint_name, endpoint_id (its ARM resource ID), traffic and mirror_traffic (percent by
-    deployment), arm_endpoint, poll_seconds and timeout_seconds (tests)."""
+    deployment), endpoint_digest (changes with the endpoint's own declaration), arm_endpoint,
+    poll_seconds and timeout_seconds (tests)."""
 
     def __init__(self, resource_name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(OnlineTrafficProvider(), resource_name, props, typed_resource_options(None, opts))
