@@ -63,7 +63,8 @@ def build_image(context: Path, tag: str, nocache: bool = False) -> float:
 
 
 def recipe(example: Path) -> ImageRecipe:
-    model = example / "model"
+    # The model file, as the stacks declare it (a folder would keep its name in the image).
+    model = example / "model" / "sklearn_regression_model.pkl"
     from modelplane.content import model_version
 
     return ImageRecipe(
