@@ -156,6 +156,13 @@ def test_malformed_json_400(server: str) -> None:
     assert "could not be decoded as JSON" in response.text
 
 
+def test_a_json_body_that_is_not_utf8_is_400_not_a_server_error(server: str) -> None:
+    response = score(server, b'{"data": "\xff\xfe"}')
+    assert response.status_code == 400
+    assert response.json() == {"error": "request body is not UTF-8 JSON: byte 10 (0xff) cannot start a character"}
+    assert score(server, '{"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}').status_code == 200
+
+
 def test_oversized_chunked_body_413(server: str) -> None:
     chunks = (b'{"data": [' + b"[1,2,3,4,5,6,7,8,9,10]," * 20 for _ in range(20))
     response = requests.post(
