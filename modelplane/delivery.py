@@ -25,7 +25,7 @@ from modelplane.spec import load_stack
 # What Modelplane itself is made of: a change here touches every stack.
 OWN_PATHS = ("components", "modelplane", "policies", "__main__.py", "Pulumi.yaml", "pyproject.toml")
 T = TypeVar("T")
-AML_FILE_KEYS = (("images", "inference_config"), ("endpoints", "deployment_config"))
+AML_FILE_KEYS = (("images", "inference_config"), ("endpoints", "deployment_config"), ("batch", "inference_config"))
 
 
 def _leaves(value: Any, kind: type[T]) -> Iterator[T]:
@@ -50,7 +50,9 @@ def stack_inputs(file: Path) -> set[Path]:
         spec = load_stack(file)
     except SpecError:
         named = ((file.parent / value).resolve() for value in _leaves(raw, str) if "\n" not in value)
-        return found | {path for path in named if path.exists()}
+        # A value such as "." names the stacks' own folder, not an input.
+        enclosing = {file.parent.resolve(), *file.parent.resolve().parents}
+        return found | {path for path in named if path.exists() and path not in enclosing}
     found |= {path.resolve() for path in _leaves(spec.model_dump(mode="python"), Path)}
     for section, key in AML_FILE_KEYS:
         for item in (raw.get(section) or {}).values():
