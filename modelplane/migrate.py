@@ -336,6 +336,10 @@ def migrate(spec: StackSpec, out: Path, beside_v1: bool = True) -> Migration:
         if isinstance(spec.endpoints[name], AciEndpointSpec | AksEndpointSpec)
     }
     cli_files(spec, migrated, out / "azureml", migration)
+    if not migrated:
+        migration.notes.append(
+            "no ACI or AKS endpoint to migrate: local endpoints already take deployments and traffic as v2 does"
+        )
     return migration
 
 
