@@ -117,6 +117,10 @@ def run_batch(
     if not input_path.exists():
         raise BatchError(f"batch {name}: input {input_path} does not exist")
     output = resolve(spec, given_output, job.output, state_root() / "batch" / spec.name / name)
+    if output.suffix and not output.is_dir():
+        # A file: the append_row output itself, in its folder.
+        job = job.model_copy(update={"output_file_name": output.name})
+        output = output.parent
     output.mkdir(parents=True, exist_ok=True)
     (output / SUMMARY_FILE).unlink(missing_ok=True)
     tag = ensure_image(job.image, batch_image(spec, job), progress)

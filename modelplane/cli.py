@@ -407,7 +407,9 @@ def _add_batch(commands: Any) -> None:
     run.add_argument(
         "--input", metavar="DIR|FILE", help="a folder of files or a CSV/Parquet file (default: its `input`)"
     )
-    run.add_argument("--output", metavar="DIR", help="where results go (default: its `output`)")
+    run.add_argument(
+        "--output", metavar="DIR|FILE", help="a folder, or the append_row file itself (default: its `output`)"
+    )
 
 
 def _add_delivery(commands: Any) -> None:

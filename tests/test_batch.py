@@ -112,8 +112,8 @@ def test_file_input_gives_one_line_per_file(tmp_path: Path, progress: list[str])
     for index, row in rows(25).iterrows():
         (inputs / f"patient-{index:03d}.json").write_text(json.dumps({"data": row.tolist()}))
     stack = stack_file(tmp_path, EXAMPLE, "score_batch.py", mini_batch_size=10)
-    result = run_batch(load_stack(stack), "job", str(inputs), str(tmp_path / "out"), progress.append)
-    written = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
+    result = run_batch(load_stack(stack), "job", str(inputs), str(tmp_path / "out" / "scores.txt"), progress.append)
+    written = (tmp_path / "out" / "scores.txt").read_text().splitlines()
     assert [line.split(":")[0] for line in written] == [f"patient-{i:03d}.json" for i in range(25)]
     assert result.summary["mini_batches"] == 3
 
