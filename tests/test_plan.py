@@ -68,11 +68,16 @@ def saved_plan(stack: str, tmp_path: Path) -> Path:
     return saved
 
 
-def test_against_a_saved_plan_shows_exactly_the_agent_pool_change(tmp_path: Path) -> None:
-    saved = saved_plan("prod", tmp_path)
+def edited_copy(stack: str, tmp_path: Path, edit: tuple[str, str]) -> Path:
+    """stacks/<stack>.yaml edited, in a folder of its own beside the saved plan's copy."""
     head = tmp_path / "head"
     head.mkdir()
-    edited = copy_of("prod", head, ("    agent_count: 3\n", "    agent_count: 2\n"))
+    return copy_of(stack, head, edit)
+
+
+def test_against_a_saved_plan_shows_exactly_the_agent_pool_change(tmp_path: Path) -> None:
+    saved = saved_plan("prod", tmp_path)
+    edited = edited_copy("prod", tmp_path, ("    agent_count: 3\n", "    agent_count: 2\n"))
     result = cli("plan", "--file", str(edited), "--against", str(saved), "--format", "json")
     assert result.returncode == 1  # the sizing violation
     plan = json.loads(result.stdout)
@@ -180,9 +185,9 @@ endpoints:
 
 def test_a_v2_traffic_shift_is_a_line_of_its_own(tmp_path: Path) -> None:
     saved = saved_plan("dev-v2", tmp_path)
-    head = tmp_path / "head"
-    head.mkdir()
-    shifted = copy_of("dev-v2", head, ("      blue: 90\n      green: 10\n", "      blue: 50\n      green: 50\n"))
+    shifted = edited_copy(
+        "dev-v2", tmp_path, ("      blue: 90\n      green: 10\n", "      blue: 50\n      green: 50\n")
+    )
     result = cli("plan", "--file", str(shifted), "--against", str(saved), "--format", "json")
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
