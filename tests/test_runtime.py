@@ -428,3 +428,21 @@ def test_the_scoring_timeout_reaches_the_aml_server(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=30)
     assert worker_timeout(1000) == 30 and worker_timeout(600000) == 605
+
+
+def test_append_row_writes_one_line_per_result_item() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from modelplane.runtime.batch import result_rows
+
+    assert result_rows(["3.5", 4]) == ["3.5", "4"]
+    assert result_rows(pd.Series([1.5, 2.5])) == ["1.5", "2.5"]
+    assert result_rows(np.array([1, 2])) == ["1", "2"]
+    # A DataFrame's rows, values separated by spaces, no header or index.
+    assert result_rows(pd.DataFrame({"file": ["a.json", "b.json"], "score": [0.25, 0.5]})) == [
+        "a.json 0.25",
+        "b.json 0.5",
+    ]
+    with pytest.raises(TypeError, match="run\\(\\) returned int: return a list or a pandas DataFrame"):
+        result_rows(3)

@@ -164,6 +164,8 @@ def result_rows(result: Any) -> list[str]:
         return text.splitlines()
     if isinstance(result, list | tuple):
         return [str(item) for item in result]
+    if hasattr(result, "tolist"):  # a pandas Series or a numpy array: one item per input
+        return [str(item) for item in result.tolist()]
     raise TypeError(f"run() returned {type(result).__name__}: return a list or a pandas DataFrame")
 
 
