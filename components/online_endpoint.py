@@ -4,7 +4,6 @@ assets, and the traffic between deployments set once they exist."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,7 @@ from pulumi_azure_native import authorization, machinelearningservices
 
 from components.registered_model import AzureModelTarget, BlobFiles, blob_uri, upload_files
 from modelplane.aml_v2 import code_of, environment_of, iso_duration
-from modelplane.content import files_under
+from modelplane.content import files_under, text_digest
 from modelplane.naming import compact_name
 from modelplane.providers.online_traffic import OnlineTraffic
 from modelplane.spec import ImageSpec
@@ -274,7 +273,7 @@ def endpoint_digest(args: OnlineEndpointArgs) -> str:
     """What an update of the endpoint resource would change, as a digest."""
     declared = args.spec.model_dump(include={"compute_type", "compute", "auth_mode", "public_network_access"})
     text = json.dumps([declared, args.spec.description, {**args.tags, **args.spec.tags}], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return text_digest(text)[:16]
 
 
 def compute_id(workspace: AzureModelTarget, compute: str) -> pulumi.Output[str]:

@@ -7,7 +7,6 @@ registers these assets, and `modelplane migrate` writes them as `az ml` YAML.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +15,8 @@ from typing import Any
 import yaml
 
 from modelplane.base_images import DEFAULT_BASE
-from modelplane.content import content_digest, version_of
+from modelplane.content import content_digest, text_digest, version_of
 from modelplane.spec import EnvironmentSpec, ImageSpec
-from modelplane.spec.schema import V2_UNMAPPED_IMAGE_SETTINGS
 
 # The base image of AML v2's curated inference environments (Ubuntu 22.04, OpenMPI 4.1).
 V2_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
@@ -46,7 +44,7 @@ class V2Environment:
     def version(self) -> str:
         """A version that changes with the content: AML environment versions are immutable."""
         text = json.dumps([self.image, self.conda, sorted(self.variables.items())], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return text_digest(text)[:12]
 
 
 @dataclass(frozen=True)
@@ -131,13 +129,6 @@ def _package_name(requirement: str) -> str:
     for separator in ("[", "=", "<", ">", "!", "~", ";", " "):
         requirement = requirement.split(separator, 1)[0]
     return requirement.strip().lower().replace("_", "-")
-
-
-def unmapped_settings(image: ImageSpec) -> list[tuple[str, str]]:
-    """The inference config's settings that a v2 environment cannot carry, with what to do instead."""
-    return [
-        (key, advice) for key, advice in V2_UNMAPPED_IMAGE_SETTINGS.items() if getattr(image, key) not in (None, False)
-    ]
 
 
 def iso_duration(milliseconds: int) -> str:

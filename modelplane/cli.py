@@ -115,6 +115,9 @@ def _affected(args: argparse.Namespace) -> int:
     stacks = (
         [Path(f).resolve() for f in args.stacks] if args.stacks else sorted((PROJECT_ROOT / "stacks").glob("*.yaml"))
     )
+    missing = [str(file) for file in stacks if not file.is_file()]
+    if missing:
+        raise CliError(f"no such stack declaration: {', '.join(missing)}", EXIT_INVALID)
     if args.since is None:
         names = [file.stem for file in stacks]
     else:

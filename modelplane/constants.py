@@ -34,6 +34,13 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 ENVIRONMENT_LABEL = "modelplane.io/environment"
 # The `environment` tag (or label) values that mark a production stack.
 PRODUCTION_VALUES = ("prod", "production")
+
+
+def is_production(environment: object) -> bool:
+    """Whether an `environment` tag or label marks a production stack."""
+    return str(environment or "").lower() in PRODUCTION_VALUES
+
+
 # What Azure ML recommends for a production online deployment (the policy pack holds stacks to it).
 PRODUCTION_MIN_INSTANCES = 3
 PRODUCTION_MIN_VCPUS = 4

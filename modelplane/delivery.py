@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from modelplane.constants import PRODUCTION_VALUES
+from modelplane.constants import is_production
 from modelplane.engine import PROJECT_ROOT
 from modelplane.source import SpecError, load_document
 from modelplane.spec import load_stack
@@ -45,7 +45,7 @@ def stack_inputs(file: Path) -> set[Path]:
     cluster's kubeconfig that only exists while it runs) is read as text: every value that names an
     existing file or folder beside it counts."""
     found = {file.resolve()}
-    raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    raw = raw_stack(file)
     try:
         spec = load_stack(file)
     except SpecError:
@@ -84,11 +84,20 @@ def changed_since(ref: str, root: Path = PROJECT_ROOT) -> list[Path]:
     return [root / line for line in result.stdout.splitlines() if line.strip()]
 
 
-def is_production(file: Path) -> bool:
+def raw_stack(file: Path) -> dict[str, Any]:
+    """A stack file's data as written, read without validation ({} when it does not parse: a deploy of it
+    reports that)."""
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def stack_is_production(file: Path) -> bool:
     """Whether a stack is tagged as production (the policy pack's production rules apply to it)."""
-    raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    tags = raw.get("tags") if isinstance(raw, dict) else None
-    return isinstance(tags, dict) and str(tags.get("environment", "")).lower() in PRODUCTION_VALUES
+    tags = raw_stack(file).get("tags")
+    return isinstance(tags, dict) and is_production(tags.get("environment"))
 
 
 def render(stack_files: list[Path], names: list[str], output_format: str) -> str:
@@ -96,7 +105,7 @@ def render(stack_files: list[Path], names: list[str], output_format: str) -> str
     if output_format != "json":
         return "".join(f"{name}\n" for name in names)
     files = {file.stem: file for file in stack_files}
-    return json.dumps([{"stack": name, "production": is_production(files[name])} for name in names]) + "\n"
+    return json.dumps([{"stack": name, "production": stack_is_production(files[name])} for name in names]) + "\n"
 
 
 def set_model_path(file: Path, model: str, path: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from modelplane.aml_v2 import code_of, environment_of
-from modelplane.constants import PRODUCTION_MIN_INSTANCES, PRODUCTION_MIN_VCPUS, PRODUCTION_VALUES
+from modelplane.constants import PRODUCTION_MIN_INSTANCES, PRODUCTION_MIN_VCPUS, is_production
 from modelplane.spec import AciEndpointSpec, AksEndpointSpec, StackSpec
 from modelplane.spec.schema import ImageSpec, LivenessProbe, path_fields
 
@@ -122,10 +122,6 @@ def online_deployment(name: str, endpoint: AciEndpointSpec | AksEndpointSpec, mi
     return deployment
 
 
-def is_production(spec: StackSpec) -> bool:
-    return spec.tags.get("environment", "").lower() in PRODUCTION_VALUES
-
-
 def _aks_settings(where: str, endpoint: AksEndpointSpec, migration: Migration) -> dict[str, Any]:
     timeout = min(endpoint.scoring_timeout_ms, MAX_REQUEST_TIMEOUT_MS)
     if timeout != endpoint.scoring_timeout_ms:
@@ -191,7 +187,7 @@ def stack_data(spec: StackSpec, out: Path, migration: Migration, beside_v1: bool
     endpoints: dict[str, Any] = data.get("endpoints", {})
     for name, endpoint in spec.endpoints.items():
         if isinstance(endpoint, AciEndpointSpec | AksEndpointSpec):
-            endpoints[name] = online_endpoint(name, endpoint, migration, is_production(spec))
+            endpoints[name] = online_endpoint(name, endpoint, migration, is_production(spec.tags.get("environment")))
     if spec.azure is not None and beside_v1:
         data["azure"].update(_workspace_beside(spec, migration))
     used = {e.cluster for e in spec.endpoints.values() if isinstance(e, AksEndpointSpec)}

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from modelplane.constants import DYNAMIC_TYPES, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, PRODUCTION_VALUES
+from modelplane.constants import DYNAMIC_TYPES, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, is_production
 
 Level = Literal["advisory", "mandatory", "disabled"]
 
@@ -32,7 +32,7 @@ class Resource:
     def production(self) -> bool:
         """Tagged (Azure) or labelled (Kubernetes) as part of a production stack."""
         environment = self.tags().get("environment") or self.labels().get(ENVIRONMENT_LABEL) or ""
-        return str(environment).lower() in PRODUCTION_VALUES
+        return is_production(environment)
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,14 @@ def test_a_model_on_azure_is_refused_on_a_local_stack(tmp_path: Path) -> None:
     stack.write_text(stack.read_text().replace(seed, DATASTORE_MODEL))
     with pytest.raises(SpecError, match=r"models\.diabetes-ridge\.path: is on Azure: a stack that runs here needs"):
         load_stack(stack)
+
+
+def test_a_stack_that_does_not_parse_or_does_not_exist_is_named_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("tags: [\n")
+    assert affected([broken], [tmp_path / "elsewhere.txt"]) == []
+    assert affected([broken], [broken]) == ["broken"]
+    assert main(["affected", "--stacks", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such stack declaration" in capsys.readouterr().err
