@@ -2,7 +2,8 @@
 
 1. serving: the seed's Ridge model served by the bare azureml-inference-server-http (its defaults)
    and by a Modelplane image (key gate on, workers tuned), both in containers here, loaded in turn
-   by wrk at concurrency 1, 16 and 64; plus the raw run() rate in-process, as the ceiling.
+   by wrk at concurrency 1, 16 and 64; plus the raw run() rate in-process, as the ceiling, and the
+   Modelplane image with its Prometheus metrics off, for what the metrics cost.
 2. plan: offline plans of generated stacks with 10, 50, 100 and 500 endpoints (time, peak memory).
 3. engine: a no-op preview of the local stack against a no-op preview of an empty program.
 4. rebuild: cold image build, rebuild after a model-only change, after an entry-script change.
@@ -152,6 +153,18 @@ def serving(seconds: int, repeats: int = 5) -> dict[str, Any]:
             nano_cpus=2_000_000_000,
             environment={"MODELPLANE_PRIMARY_KEY": KEY, "MODELPLANE_SECONDARY_KEY": KEY + "2"},
         ),
+        # The same, without the metrics middleware and port: what the metrics cost.
+        "no-metrics": client.containers.run(
+            tag,
+            detach=True,
+            ports={"5001/tcp": ("127.0.0.1", None)},
+            nano_cpus=2_000_000_000,
+            environment={
+                "MODELPLANE_PRIMARY_KEY": KEY,
+                "MODELPLANE_SECONDARY_KEY": KEY + "2",
+                "MODELPLANE_METRICS_PORT": "0",
+            },
+        ),
     }
     results: dict[str, Any] = {"concurrency": {}}
     try:
@@ -165,10 +178,10 @@ def serving(seconds: int, repeats: int = 5) -> dict[str, Any]:
         for concurrency in (1, 16, 64):
             # Alternate the two servers and keep the median of `repeats` runs each: this machine's
             # load generator shares its two cores with the server, and single runs vary by 2x.
-            samples: dict[str, list[dict[str, float]]] = {"bare": [], "modelplane": []}
+            samples: dict[str, list[dict[str, float]]] = {name: [] for name in containers}
             for _ in range(repeats):
-                for name in ("bare", "modelplane"):
-                    key = KEY if name == "modelplane" else None
+                for name in containers:
+                    key = None if name == "bare" else KEY
                     wrk(f"{urls[name]}/score", concurrency, 1, key)  # warm up
                     samples[name].append(wrk(f"{urls[name]}/score", concurrency, seconds, key))
             row: dict[str, Any] = {}
@@ -182,6 +195,7 @@ def serving(seconds: int, repeats: int = 5) -> dict[str, Any]:
                 )
             row["rps_ratio"] = ratio(row["modelplane"]["rps"], row["bare"]["rps"])
             row["p99_ratio"] = ratio(row["modelplane"]["p99_ms"], row["bare"]["p99_ms"])
+            row["metrics_rps_ratio"] = ratio(row["modelplane"]["rps"], row["no-metrics"]["rps"])
             results["concurrency"][str(concurrency)] = row
     finally:
         for container in containers.values():
@@ -467,6 +481,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         checks.append(
             ("serving c=16: tuned >= 1.6x default", f"{rows['16']['rps_ratio']}x", rows["16"]["rps_ratio"] >= 1.6)
         )
+        if "metrics_rps_ratio" in rows["16"]:
+            kept = rows["16"]["metrics_rps_ratio"]
+            checks.append(("serving c=16: metrics cost <= 5% of req/s", f"{kept}x of without", kept >= 0.95))
     if "plan" in results:
         plan = results["plan"]
         t500 = plan["endpoints"]["500"]["seconds"]
@@ -504,21 +521,25 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             f"Published ports through: {results['serving'].get('published_ports', 'docker-proxy')}.",
             "",
-            "| concurrency | bare req/s | modelplane req/s | ratio | bare p50 / p99 ms | modelplane p50 / p99 ms |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| concurrency | bare req/s | modelplane req/s | ratio | bare p50 / p99 ms | modelplane p50 / p99 ms"
+            " | without metrics req/s | metrics cost |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for c, row in results["serving"]["concurrency"].items():
             b, m = row["bare"], row["modelplane"]
+            off = row.get("no-metrics")
+            off_rps = f"{off['rps']:.0f}" if off else "-"
+            cost = f"{(1 - row['metrics_rps_ratio']) * 100:.1f}% of req/s" if off else "not measured"
             lines.append(
                 f"| {c} | {b['rps']:.0f} | {m['rps']:.0f} | {row['rps_ratio']}x | "
-                f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {m['p50_ms']:.1f} / {m['p99_ms']:.1f} |"
+                f"{b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {m['p50_ms']:.1f} / {m['p99_ms']:.1f} | {off_rps} | {cost} |"
             )
         lines += ["", f"run() in-process (the ceiling): {results['serving']['run_loop_per_s']:.0f} calls/s.", ""]
         # The single runs behind each median: this VM has slow spells (docs/performance-findings.md).
         lines += ["| concurrency | server | req/s of each run | p99 ms of each run |", "| ---: | --- | --- | --- |"]
         for c, row in results["serving"]["concurrency"].items():
-            for name in ("bare", "modelplane"):
-                runs = row[name]
+            for name in ("bare", "modelplane", "no-metrics"):
+                runs = row.get(name) or {}
                 if "runs_rps" in runs:
                     rps = " / ".join(str(v) for v in runs["runs_rps"])
                     p99 = " / ".join(str(v) for v in runs["runs_p99_ms"])

@@ -8,7 +8,8 @@ import pulumi
 from pulumi_azure_native import authorization, containerinstance
 
 from components.scoring_image import RegistryTarget
-from modelplane.providers.keys import endpoint_keys
+from modelplane.app_insights import app_insights_env
+from modelplane.providers.keys import KeySettings, endpoint_keys
 from modelplane.spec import AciEndpointSpec
 
 ACI_PORT = 80
@@ -33,6 +34,8 @@ class AciEndpointArgs:
     """Tags on the container group."""
     subscription_id: str | None = None
     """Subscription of the virtual network (default: the provider's), for a subnet's resource ID."""
+    app_insights_key: pulumi.Input[str] | None = None
+    """The workspace's Application Insights instrumentation key, for `enable_app_insights`."""
 
 
 def scoring_port(spec: AciEndpointSpec) -> int:
@@ -99,11 +102,13 @@ class AciEndpoint(pulumi.ComponentResource):
         super().__init__("modelplane:index:AciEndpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         spec = args.spec
-        keys = endpoint_keys(name, spec.auth_enabled, self, spec.supplied_keys)
+        settings = KeySettings(args.endpoint_name, spec.auth_enabled, spec.supplied_keys, spec.key_rotation_days)
+        keys = endpoint_keys(name, settings, self)
         port = scoring_port(spec)
         env: list[dict[str, pulumi.Input[str]]] = [{"name": "MODELPLANE_PORT", "value": str(port)}]
         env += [{"name": variable, "secure_value": key} for variable, key in keys.by_variable.items()]
         env += tls_env(spec)
+        env += app_insights_env(spec.enable_app_insights, args.app_insights_key, secure=True)
         self.keys = keys.exported
         group = containerinstance.ContainerGroup(
             f"{name}-aci",

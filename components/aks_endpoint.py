@@ -12,8 +12,10 @@ import pulumi_kubernetes as k8s
 
 from components.aks_cluster import MANAGED_ANNOTATIONS, AksCluster
 from components.scoring_image import RegistryTarget
+from modelplane.app_insights import ENABLED_VARIABLE, KEY_VARIABLE
 from modelplane.constants import ENVIRONMENT_LABEL, MANAGED_BY_LABEL
-from modelplane.providers.keys import EndpointKeyPair, endpoint_keys
+from modelplane.providers.keys import EndpointKeyPair, KeySettings, endpoint_keys, gate_env
+from modelplane.runtime.ports import METRICS_PORT
 from modelplane.spec import AksEndpointSpec, Autoscale, SslSpec
 
 CONTAINER_PORT = 5001
@@ -24,6 +26,7 @@ IMAGE_START_SECONDS = 60
 # A replica leaves the Service's endpoints before it is told to stop, so that no new request
 # reaches a stopping server (kube-proxy needs a moment to drop it).
 PRE_STOP_SECONDS = 5
+KEY_GENERATION_ANNOTATION = "modelplane.io/key-generation"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class AksEndpointArgs:
     """Extra labels on every object."""
     environment: str | None = None
     """The stack's `environment` tag, as label modelplane.io/environment (the policy pack reads it)."""
+    app_insights_key: pulumi.Input[str] | None = None
+    """The workspace's Application Insights instrumentation key, for `enable_app_insights`."""
 
 
 def cpu_quantity(cores: float) -> str:
@@ -125,6 +130,22 @@ def key_secret_env(
     ]
 
 
+def app_insights_secret_env(
+    component_name: str, args: AksEndpointArgs, metadata: dict[str, object], opts: pulumi.ResourceOptions
+) -> list[dict[str, object]]:
+    """AML's Application Insights settings, the instrumentation key read from a Secret (`<object>-app-insights`)."""
+    if not args.spec.enable_app_insights or args.app_insights_key is None:
+        return []
+    secret = k8s.core.v1.Secret(
+        f"{component_name}-app-insights",
+        metadata={**metadata, "name": f"{metadata['name']}-app-insights"},
+        string_data={"instrumentation-key": pulumi.Output.secret(args.app_insights_key)},
+        opts=opts,
+    )
+    key_ref = {"secret_key_ref": {"name": secret.metadata.name, "key": "instrumentation-key"}}
+    return [{"name": ENABLED_VARIABLE, "value": "true"}, {"name": KEY_VARIABLE, "value_from": key_ref}]
+
+
 def object_metadata(args: AksEndpointArgs) -> dict[str, object]:
     """Name, namespace, labels and ownership annotation of every object of the endpoint."""
     labels = {
@@ -144,13 +165,15 @@ def object_metadata(args: AksEndpointArgs) -> dict[str, object]:
 def runtime_env(args: AksEndpointArgs) -> list[dict[str, object]]:
     """The scoring runtime's settings from the deployment config."""
     spec = args.spec
-    return [
-        {"name": "MODELPLANE_PORT", "value": str(CONTAINER_PORT)},
+    settings = {
+        "MODELPLANE_PORT": str(CONTAINER_PORT),
         # The AML inference server's own scoring timeout; the runtime also stretches gunicorn's to it.
-        {"name": "SCORING_TIMEOUT_MS", "value": str(spec.scoring_timeout_ms)},
-        {"name": "MODELPLANE_WORKERS", "value": str(spec.replica_max_concurrent_requests)},
-        {"name": "MODELPLANE_PATH_PREFIX", "value": service_path(args.endpoint_name)},
-    ]
+        "SCORING_TIMEOUT_MS": str(spec.scoring_timeout_ms),
+        "MODELPLANE_WORKERS": str(spec.replica_max_concurrent_requests),
+        "MODELPLANE_PATH_PREFIX": service_path(args.endpoint_name),
+        **gate_env(args.endpoint_name, spec.auth_mode),
+    }
+    return [{"name": name, "value": value} for name, value in settings.items()]
 
 
 def service_path(endpoint_name: str) -> str:
@@ -162,7 +185,10 @@ def scoring_container(args: AksEndpointArgs, env: list[dict[str, object]]) -> di
     return {
         "name": "scoring",
         "image": args.image_ref,
-        "ports": [{"container_port": CONTAINER_PORT, "name": "http"}],
+        "ports": [
+            {"container_port": CONTAINER_PORT, "name": "http"},
+            {"container_port": METRICS_PORT, "name": "metrics"},
+        ],
         "env": env,
         "resources": container_resources(args.spec),
         "liveness_probe": liveness_probe(args.spec),
@@ -172,6 +198,16 @@ def scoring_container(args: AksEndpointArgs, env: list[dict[str, object]]) -> di
             "period_seconds": 5,
             "failure_threshold": 3,
         },
+    }
+
+
+def pod_annotations(key_generation: pulumi.Output[str]) -> dict[str, pulumi.Input[str]]:
+    """Where Prometheus finds the scoring metrics (its scrape annotations), and the keys' generation."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(METRICS_PORT),
+        "prometheus.io/path": "/metrics",
+        KEY_GENERATION_ANNOTATION: key_generation,
     }
 
 
@@ -218,9 +254,12 @@ class AksEndpoint(pulumi.ComponentResource):
             parent=self, provider=args.cluster.provider, depends_on=[namespace] if namespace is not None else []
         )
         metadata = object_metadata(args)
-        keys = endpoint_keys(name, args.spec.key_auth, self, args.spec.supplied_keys)
+        spec = args.spec
+        settings = KeySettings(args.endpoint_name, spec.auth_mode != "none", spec.supplied_keys, spec.key_rotation_days)
+        keys = endpoint_keys(name, settings, self)
         env = runtime_env(args) + key_secret_env(name, keys, metadata, on_cluster)
-        deployment = self._deployment(name, args, metadata, env, on_cluster)
+        env += app_insights_secret_env(name, args, metadata, on_cluster)
+        deployment = self._deployment(name, args, metadata, env, keys.generation, on_cluster)
         service = self._service(name, args, metadata, on_cluster)
         scaling = args.spec.scaling
         if scaling is not None and scaling.enabled:
@@ -242,6 +281,7 @@ class AksEndpoint(pulumi.ComponentResource):
         args: AksEndpointArgs,
         metadata: dict[str, object],
         env: list[dict[str, object]],
+        key_generation: pulumi.Output[str],
         on_cluster: pulumi.ResourceOptions,
     ) -> k8s.apps.v1.Deployment:
         pod_spec: dict[str, object] = {"containers": [scoring_container(args, env)]}
@@ -268,7 +308,14 @@ class AksEndpoint(pulumi.ComponentResource):
                 "selector": {"match_labels": {"app.kubernetes.io/name": args.endpoint_name}},
                 # Zero-downtime updates: a new replica is Ready before an old one goes.
                 "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
-                "template": {"metadata": {"labels": metadata["labels"]}, "spec": pod_spec},
+                # Pods read the keys once, at start: a rotation rolls them (new keys ready first).
+                "template": {
+                    "metadata": {
+                        "labels": metadata["labels"],
+                        "annotations": pod_annotations(key_generation),
+                    },
+                    "spec": pod_spec,
+                },
             },
             opts=on_cluster,
         )

@@ -11,7 +11,7 @@ from pulumi_azure_native import containerservice
 from components.aks_cluster import MANAGED_ANNOTATIONS, AksCluster, AksClusterArgs, AzureClusterTarget
 from components.aks_endpoint import key_secret_env, load_balancer_host
 from modelplane.constants import MANAGED_BY_LABEL
-from modelplane.providers.keys import endpoint_keys
+from modelplane.providers.keys import KeySettings, endpoint_keys
 from modelplane.spec import ClusterSpec, FpgaSpec
 
 FPGA_RESOURCE = "microsoft.com/fpga"
@@ -82,7 +82,7 @@ class FpgaService(pulumi.ComponentResource):
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[pool])
         labels = {"app.kubernetes.io/name": args.service_name, MANAGED_BY_LABEL: "modelplane"}
         metadata: dict[str, object] = {"name": args.service_name, "labels": labels, "annotations": MANAGED_ANNOTATIONS}
-        keys = endpoint_keys(name, spec.auth_enabled, self)
+        keys = endpoint_keys(name, KeySettings(args.service_name, spec.auth_enabled), self)
         env: list[dict[str, object]] = [{"name": "MODEL_NAME", "value": spec.model}]
         env += key_secret_env(name, keys, metadata, on_cluster)
         k8s.apps.v1.Deployment(

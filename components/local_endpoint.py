@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from modelplane.providers.docker import Container
-from modelplane.providers.keys import endpoint_keys
+from modelplane.providers.keys import KeySettings, endpoint_keys, gate_env
 from modelplane.providers.router import Network, Router
 from modelplane.spec import LocalEndpointSpec
 from modelplane.spec.schema import DEFAULT_DEPLOYMENT, LocalDeploymentSpec
@@ -54,8 +54,15 @@ class LocalEndpoint(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LocalEndpointArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:LocalEndpoint", name, None, opts)
-        keys = endpoint_keys(name, args.spec.auth_enabled, self)
-        env: dict[str, pulumi.Input[str]] = {"MODELPLANE_PORT": str(CONTAINER_PORT), **keys.by_variable}
+        spec = args.spec
+        keys = endpoint_keys(
+            name, KeySettings(args.endpoint_name, spec.auth_mode != "none", rotation_days=spec.key_rotation_days), self
+        )
+        env: dict[str, pulumi.Input[str]] = {
+            "MODELPLANE_PORT": str(CONTAINER_PORT),
+            **gate_env(args.endpoint_name, spec.auth_mode),
+            **keys.by_variable,
+        }
         labels = {"modelplane.stack": args.stack_name, "modelplane.endpoint": args.endpoint_name, **args.labels}
         network = Network(
             f"{name}-network",
@@ -95,7 +102,7 @@ class LocalEndpoint(pulumi.ComponentResource):
             "labels": {**labels, "modelplane.deployment": deployment},
             "restart": "unless-stopped",
             # Known during preview (the keys are not): whether the gate asks for a key.
-            "auth": "key" if args.spec.auth_enabled else "none",
+            "auth": args.spec.auth_mode,
             "ready": {"path": READY_PATH, "port": CONTAINER_PORT, "timeout": READY_TIMEOUT_S},
             "stop_timeout": STOP_TIMEOUT_S,
         }

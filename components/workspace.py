@@ -38,6 +38,8 @@ class WorkspaceFacts:
     location: pulumi.Output[str]
     storage_account_name: pulumi.Output[str]
     registry_name: pulumi.Output[str]
+    insights_key: pulumi.Output[str]
+    """The instrumentation key of the workspace's Application Insights (a secret)."""
 
 
 class Workspace(pulumi.ComponentResource):
@@ -49,6 +51,7 @@ class Workspace(pulumi.ComponentResource):
     location: pulumi.Output[str]
     storage_account_name: pulumi.Output[str]
     registry_name: pulumi.Output[str]
+    insights_key: pulumi.Output[str]
     registry_server: pulumi.Output[str]
     registry_username: pulumi.Output[str]
     registry_password: pulumi.Output[str]
@@ -62,6 +65,7 @@ class Workspace(pulumi.ComponentResource):
         self.location = facts.location
         self.storage_account_name = facts.storage_account_name
         self.registry_name = facts.registry_name
+        self.insights_key = facts.insights_key
         credentials = containerregistry.list_registry_credentials_output(
             resource_group_name=self.resource_group_name, registry_name=self.registry_name
         )
@@ -120,6 +124,7 @@ class Workspace(pulumi.ComponentResource):
             location=pulumi.Output.from_input(azure.location),
             storage_account_name=account.name,
             registry_name=registry.name,
+            insights_key=pulumi.Output.secret(insights.instrumentation_key),
         )
 
 
@@ -134,7 +139,17 @@ def existing_workspace(existing: ExistingWorkspace, default_location: str) -> Wo
         location=found.location.apply(lambda loc: loc or default_location),
         storage_account_name=found.storage_account.apply(lambda sid: (sid or "").rsplit("/", 1)[-1]),
         registry_name=found.container_registry.apply(lambda rid: (rid or "").rsplit("/", 1)[-1]),
+        insights_key=found.application_insights.apply(_insights_key),
     )
+
+
+def _insights_key(component_id: str | None) -> pulumi.Output[str]:
+    """The instrumentation key of the Application Insights component with this resource ID."""
+    parts = (component_id or "").split("/")
+    if len(parts) < 9:
+        return pulumi.Output.secret("")
+    component = applicationinsights.get_component_output(resource_group_name=parts[4], resource_name=parts[8])
+    return pulumi.Output.secret(component.instrumentation_key)
 
 
 def _key_vault(name: str, placed: dict[str, Any]) -> keyvault.Vault:

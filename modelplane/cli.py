@@ -1,11 +1,13 @@
 """The `modelplane` command line: validate, plan, preview, up, drift, destroy, outputs, invoke, migrate,
-batch run, affected, model set, logs."""
+batch run, affected, model set, logs, keys rotate, token, profile."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from pulumi import automation as auto
 
 from modelplane import operations
 from modelplane.automation import MissingPluginError, StackRef, on_stack, open_stack, printer
+from modelplane.constants import KEY_NAMES, ROTATE_KEY_VARIABLE
+from modelplane.credentials import TOKEN_LIFETIME_S, credential_for
 from modelplane.destinations import RemoteDestinationError, check_url
 from modelplane.engine import PROJECT_ROOT
 from modelplane.operations import (
@@ -205,6 +209,11 @@ def _print_failing_pods(spec: StackSpec) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     ref, spec = _checked(args)
+    return _apply(args, ref, spec)
+
+
+def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> int:
+    """Preview with the policy pack and apply (after a prompt, unless --yes), as `up` does."""
     progress = printer() if not args.yes else None
     if progress is None:
         _print_warnings(spec)  # Pulumi's output, which carries them, is not shown.
@@ -225,6 +234,36 @@ def _up(args: argparse.Namespace) -> int:
             sys.stdout.write(render_text(error.plan))
         raise CliError(str(error)) from None
     print(outcome.summary if outcome.applied else f"update skipped: {outcome.summary}")
+    return EXIT_OK
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    """Regenerate one key with an update of the stack; the other key keeps working throughout."""
+    from modelplane.credentials import CredentialError, check_rotatable
+
+    ref, spec = _checked(args)
+    try:
+        check_rotatable(spec, args.endpoint)
+    except CredentialError as error:
+        raise CliError(str(error)) from None
+    os.environ[ROTATE_KEY_VARIABLE] = f"{args.endpoint}:{args.key}:{uuid.uuid4().hex[:12]}"
+    status = _apply(args, ref, spec)
+    other = "secondary" if args.key == "primary" else "primary"
+    print(f"endpoint {args.endpoint}: {args.key} key rotated; the {other} key is unchanged")
+    return status
+
+
+def _token(args: argparse.Namespace) -> int:
+    from modelplane.credentials import CredentialError, token_for
+
+    ref, spec = _checked(args)
+    stack = open_stack(ref, create=False)
+    outputs = on_stack(stack, auto.Stack.outputs, create=False)
+    keys: dict[str, Any] = outputs["endpoint_keys"].value if "endpoint_keys" in outputs else {}
+    try:
+        print(json.dumps(token_for(spec, args.endpoint, keys, args.lifetime), indent=2))
+    except CredentialError as error:
+        raise CliError(str(error)) from None
     return EXIT_OK
 
 
@@ -277,7 +316,8 @@ def call_endpoint(endpoint: dict[str, Any], key: str | None, payload: Any, timeo
 
 
 def _invoke(args: argparse.Namespace) -> int:
-    stack = open_stack(_ref(args), create=False)
+    ref, spec = _checked(args)
+    stack = open_stack(ref, create=False)
     outputs = on_stack(stack, auto.Stack.outputs, create=False)
     endpoints: dict[str, Any] = outputs["endpoints"].value if "endpoints" in outputs else {}
     keys: dict[str, Any] = outputs["endpoint_keys"].value if "endpoint_keys" in outputs else {}
@@ -290,8 +330,7 @@ def _invoke(args: argparse.Namespace) -> int:
             raise CliError(f"no endpoint '{name}' in stack '{stack.name}'; it has: {', '.join(endpoints) or 'none'}")
         endpoint = endpoints[name]
         payload = _read_data(args.data) if args.data is not None else _sample_input(endpoint["swagger_uri"])
-        key = (keys.get(name) or {}).get("primary_key")
-        response = call_endpoint(endpoint, key, payload)
+        response = call_endpoint(endpoint, credential_for(spec, name, keys), payload)
         try:
             answer: Any = response.json()
         except ValueError:
@@ -302,6 +341,45 @@ def _invoke(args: argparse.Namespace) -> int:
             print(f"{name}: HTTP {response.status_code} from {endpoint['scoring_uri']}", file=sys.stderr)
             status = EXIT_FAILED
     return status
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from modelplane.profile import ProfileError, ProfileRequest, profile, render_text
+
+    ref, spec = _checked(args)
+    outputs = on_stack(open_stack(ref, create=False), auto.Stack.outputs, create=False)
+    endpoints: dict[str, Any] = outputs["endpoints"].value if "endpoints" in outputs else {}
+    keys: dict[str, Any] = outputs["endpoint_keys"].value if "endpoint_keys" in outputs else {}
+    if args.endpoint not in endpoints:
+        raise CliError(f"no endpoint '{args.endpoint}' in stack '{ref.name}'; it has: {', '.join(endpoints) or 'none'}")
+    endpoint = endpoints[args.endpoint]
+    check_url(endpoint["scoring_uri"])
+    request = ProfileRequest(
+        endpoint=args.endpoint,
+        scoring_uri=endpoint["scoring_uri"],
+        credential=credential_for(spec, args.endpoint, keys),
+        payload=_read_data(args.data) if args.data is not None else _sample_input(endpoint["swagger_uri"]),
+        levels=args.concurrency,
+        seconds=args.seconds,
+        target_rps=args.target_rps,
+    )
+    progress = (lambda line: print(line, file=sys.stderr, flush=True)) if args.format == "text" else None
+    try:
+        result = profile(spec, request, progress)
+    except ProfileError as error:
+        raise CliError(str(error)) from None
+    print(json.dumps(result.to_json(), indent=2) if args.format == "json" else render_text(result), end="")
+    return EXIT_OK
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers like 1,2,4,8") from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("concurrency levels are whole numbers of at least 1")
+    return levels
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -428,6 +506,36 @@ def _add_delivery(commands: Any) -> None:
     point.add_argument("--path", required=True, metavar="PATH|URI", help="relative to the stack file, or azureml://")
 
 
+def _add_credentials(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="an endpoint's keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    rotate = _stack_command(
+        key_commands, "rotate", "regenerate one key (the other keeps working) with an update", _keys_rotate
+    )
+    rotate.add_argument("endpoint", metavar="ENDPOINT", help="endpoint name")
+    rotate.add_argument("--key", choices=KEY_NAMES, required=True, help="the key to regenerate")
+    _flag(rotate, "--yes", "apply without asking")
+    _add_policy_option(rotate)
+
+    token = _stack_command(commands, "token", "print a token for an endpoint with token auth (JSON)", _token)
+    token.add_argument("endpoint", metavar="ENDPOINT", help="endpoint name")
+    token.add_argument(
+        "--lifetime", type=int, default=TOKEN_LIFETIME_S, metavar="SECONDS", help="how long it is valid (default 3600)"
+    )
+
+
+def _add_profile(commands: Any) -> None:
+    profile = _stack_command(commands, "profile", "measure a running endpoint and recommend its size", _profile)
+    profile.add_argument("endpoint", metavar="ENDPOINT", help="endpoint name")
+    profile.add_argument("--data", metavar="JSON|@FILE", help="request body (default: the swagger example)")
+    profile.add_argument(
+        "--concurrency", type=_levels, default=[1, 2, 4, 8], metavar="1,2,4,8", help="concurrency levels, in order"
+    )
+    profile.add_argument("--seconds", type=float, default=5.0, help="how long each level runs (default 5)")
+    profile.add_argument("--target-rps", type=float, metavar="N", help="also recommend replicas for N requests/s")
+    profile.add_argument("--format", choices=("text", "json"), default="text")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelplane", description="Deploy machine-learning models as web services, declaratively."
@@ -474,6 +582,10 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("endpoint", metavar="ENDPOINT", help="endpoint name")
     logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each container")
     _flag(logs, "--follow", "keep printing new lines until interrupted")
+
+    _add_credentials(commands)
+
+    _add_profile(commands)
 
     invoke = _stack_command(commands, "invoke", "call an endpoint with its key and print the answer", _invoke)
     invoke.add_argument("endpoint", nargs="?", metavar="ENDPOINT", help="endpoint name")

@@ -16,6 +16,12 @@ FPGA_VM_PREFIX = "Standard_PB"
 PRIMARY_KEY_VARIABLE = "MODELPLANE_PRIMARY_KEY"
 SECONDARY_KEY_VARIABLE = "MODELPLANE_SECONDARY_KEY"
 KEY_VARIABLES = (PRIMARY_KEY_VARIABLE, SECONDARY_KEY_VARIABLE)
+KEY_NAMES = ("primary", "secondary")
+# The gate's mode (key, token or none) and the endpoint's name, which a token's audience must be.
+AUTH_MODE_VARIABLE = "MODELPLANE_AUTH_MODE"
+ENDPOINT_VARIABLE = "MODELPLANE_ENDPOINT"
+# Set by `modelplane keys rotate` for the update it runs: "<endpoint>:<primary|secondary>:<request id>".
+ROTATE_KEY_VARIABLE = "MODELPLANE_ROTATE_KEY"
 # Each of Modelplane's dynamic resources has a type of its own (policies pick resources by type).
 DYNAMIC_TYPES = {
     "container": "pulumi-python:dynamic/docker:Container",

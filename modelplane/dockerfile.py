@@ -21,8 +21,14 @@ from typing import Any
 
 from modelplane.conda import conda_environment
 from modelplane.content import content_digest, files_under
+from modelplane.runtime.ports import METRICS_PORT
 
-RUNTIME_REQUIREMENTS = ("azureml-inference-server-http==1.5.1",)
+RUNTIME_REQUIREMENTS = (
+    "azureml-inference-server-http==1.5.1",
+    # The gate verifies token auth's JWTs; the metrics port is Prometheus's client.
+    "PyJWT==2.15.1",
+    "prometheus-client==0.26.0",
+)
 APP_ROOT = "/var/azureml-app"
 RUNTIME_SOURCE = Path(__file__).parent / "runtime"
 
@@ -80,6 +86,11 @@ def model_dir_env(recipe: ImageRecipe) -> str:
     return root
 
 
+def models_env(recipe: ImageRecipe) -> str:
+    """MODELPLANE_MODELS, the metrics' model labels: "name:version,…" (empty quotes for none)."""
+    return ",".join(f"{m.name}:{m.version}" for m in recipe.models) or '""'
+
+
 def base_lines(recipe: ImageRecipe) -> list[str]:
     """The image's base: an environment's base Dockerfile as written, else FROM the base image."""
     if recipe.base_dockerfile is not None:
@@ -117,8 +128,9 @@ def render_dockerfile(recipe: ImageRecipe) -> str:
         f"COPY models/ {APP_ROOT}/azureml-models/",
         f"WORKDIR {APP_ROOT}",
         f"ENV AZUREML_ENTRY_SCRIPT={entry.as_posix()} AZUREML_SOURCE_DIRECTORY={APP_ROOT} AML_APP_ROOT={APP_ROOT} "
-        f"AZUREML_MODEL_DIR={model_dir_env(recipe)} MODELPLANE_PORT={recipe.port}",
-        f"EXPOSE {recipe.port}",
+        f"AZUREML_MODEL_DIR={model_dir_env(recipe)} MODELPLANE_PORT={recipe.port} "
+        f"MODELPLANE_MODELS={models_env(recipe)}",
+        f"EXPOSE {recipe.port} {METRICS_PORT}",
         'CMD ["python", "-m", "modelplane_runtime.serve"]',
     ]
     return "\n".join(lines) + "\n"

@@ -259,6 +259,7 @@ def aci_endpoint(context: BuildContext, name: str, endpoint: AciEndpointSpec) ->
         image_ref=context.out.images[endpoint.image].image_ref,
         tags=context.spec.tags,
         subscription_id=context.spec.azure.subscription_id if context.spec.azure else None,
+        app_insights_key=azure.workspace.insights_key,
         **azure.placement(),
     )
     return AciEndpoint(f"endpoint-{name}", args, context.opts)
@@ -295,6 +296,7 @@ def aks_endpoint(context: BuildContext, name: str, endpoint: AksEndpointSpec) ->
         registry=cluster_registry(context, endpoint.cluster),
         service_type=context.spec.clusters[endpoint.cluster].service_type,
         environment=context.spec.tags.get("environment"),
+        app_insights_key=context.azure.workspace.insights_key if context.azure is not None else None,
     )
     return AksEndpoint(f"endpoint-{name}", args, context.opts)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from modelplane.constants import KEY_VARIABLES
+from modelplane.constants import AUTH_MODE_VARIABLE, KEY_VARIABLES
 from policies.rules import (
     Resource,
     Rule,
@@ -40,9 +40,23 @@ def local_endpoint_auth(resource: Resource, _config: RuleConfig) -> list[str]:
         return []
     # The container's env holds the keys as a secret that is unknown during preview; its `auth`
     # input is known and says whether the gate is on.
-    if resource.props.get("auth") != "key":
+    if resource.props.get("auth") == "none":
         endpoint = (resource.props.get("labels") or {}).get("modelplane.endpoint", resource.name)
         return [f"Enable auth on local endpoint {endpoint}: it takes no key."]
+    return []
+
+
+def aks_production_token_auth(resource: Resource, _config: RuleConfig) -> list[str]:
+    if not (is_modelplane_deployment(resource) and resource.production):
+        return []
+    for container in pod_containers(resource):
+        mode = env_names(container, kubernetes=True).get(AUTH_MODE_VARIABLE, {}).get("value")
+        if mode != "token":
+            name = resource.labels().get("app.kubernetes.io/name", resource.name)
+            return [
+                f"Set token_auth_enabled on production AKS endpoint {name}: its callers hold keys ({mode or 'key'})"
+                " that never expire; tokens from `modelplane token` last an hour."
+            ]
     return []
 
 
@@ -66,6 +80,12 @@ def keys_as_secrets(resource: Resource, _config: RuleConfig) -> list[str]:
 RULES = [
     Rule("endpoint-auth", "Every non-local endpoint requires a key.", "mandatory", check=endpoint_auth),
     Rule("local-endpoint-auth", "Local endpoints should require a key too.", "advisory", check=local_endpoint_auth),
+    Rule(
+        "aks-production-token-auth",
+        "Production AKS endpoints authenticate with expiring tokens rather than keys.",
+        "advisory",
+        check=aks_production_token_auth,
+    ),
     Rule(
         "keys-as-secrets",
         "Keys reach containers only as secure values or Kubernetes Secrets.",

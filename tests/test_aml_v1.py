@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from modelplane.dockerfile import APP_ROOT
+from modelplane.plan.mocks import MOCK_INSTRUMENTATION_KEY
 from modelplane.source import SpecError
 from modelplane.spec import StackSpec, load_stack
 from modelplane.spec.aml_v1 import translated_keys
@@ -172,9 +173,27 @@ def test_aci_customer_managed_key_encrypts_the_group(project: Project, tmp_path:
     }
 
 
-def test_aci_app_insights_is_named_in_a_warning(project: Project) -> None:
+def test_aci_app_insights_sends_to_the_workspaces_application_insights(project: Project, tmp_path: Path) -> None:
     spec = deploy_config(project, {"computeType": "ACI", "appInsightsEnabled": True})
-    assert "Application Insights" in warnings_of(spec)["appInsightsEnabled"]
+    assert "appInsightsEnabled" not in warnings_of(spec)
+    run = planned(spec, tmp_path)
+    group = run.mocks.one("azure-native:containerinstance:ContainerGroup")
+    env = {item["name"]: item for item in group.inputs["containers"][0]["environmentVariables"]}
+    assert env["AML_APP_INSIGHTS_ENABLED"]["value"] == "true"
+    key = env["AML_APP_INSIGHTS_KEY"]
+    assert "value" not in key and key["secureValue"] == MOCK_INSTRUMENTATION_KEY
+
+
+def test_aks_app_insights_reads_the_key_from_a_secret(project: Project, tmp_path: Path) -> None:
+    spec = deploy_config(project, {"computeType": "AKS", "appInsightsEnabled": True})
+    run = planned(spec, tmp_path)
+    deployment = run.mocks.one("kubernetes:apps/v1:Deployment", "endpoint-web-deployment").inputs
+    env = {item["name"]: item for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AML_APP_INSIGHTS_ENABLED"]["value"] == "true"
+    assert env["AML_APP_INSIGHTS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "instrumentation-key"
+    secret = run.mocks.one("kubernetes:core/v1:Secret", "endpoint-web-app-insights").inputs
+    assert secret["stringData"]["instrumentation-key"] == MOCK_INSTRUMENTATION_KEY
+    assert is_secret(run.mocks.one("kubernetes:core/v1:Secret", "endpoint-web-app-insights").raw["stringData"])
 
 
 def test_aci_keys_of_another_compute_type_are_ignored_by_name(project: Project) -> None:
@@ -223,17 +242,20 @@ def test_aks_user_keys_go_into_the_keys_secret(project: Project, tmp_path: Path)
     assert run.secret["keys"] is True
 
 
-def test_aks_token_auth_warns_and_keeps_the_endpoint_behind_keys(project: Project, tmp_path: Path) -> None:
+def test_aks_token_auth_makes_the_gate_ask_for_tokens_signed_with_the_keys(project: Project, tmp_path: Path) -> None:
     spec = deploy_config(project, {"computeType": "AKS", "tokenAuthEnabled": True})
-    assert "protected by keys instead" in warnings_of(spec)["tokenAuthEnabled"]
+    assert "tokenAuthEnabled" not in warnings_of(spec)
     run = planned(spec, tmp_path)
-    assert set(run.resolved["keys"]) == {"primary_key", "secondary_key"}
+    assert set(run.resolved["keys"]) == {"primary_key", "secondary_key"}  # they sign the tokens
+    deployment = run.mocks.one("kubernetes:apps/v1:Deployment", "endpoint-web-deployment").inputs
+    env = {item["name"]: item for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELPLANE_AUTH_MODE"]["value"] == "token" and env["MODELPLANE_ENDPOINT"]["value"] == "web"
+    assert "secretKeyRef" in env["MODELPLANE_PRIMARY_KEY"]["valueFrom"]
 
 
 @pytest.mark.parametrize(
     ("key", "value", "words"),
     [
-        ("appInsightsEnabled", True, "Application Insights"),
         ("dataCollection", {"storageEnabled": True}, "model data collection"),
         ("maxQueueWaitMs", 100, "socket backlog"),
         ("computeTargetName", "aks-1", "`cluster` names the cluster"),

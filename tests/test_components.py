@@ -269,7 +269,6 @@ def test_deployment_config_json_gives_the_same_objects_as_yaml(tmp_path: Path) -
         """    compute_type: aks
     cpu_cores: 0.5
     memory_gb: 1.0
-    auth_enabled: true
     autoscale: {enabled: true, min_replicas: 2, max_replicas: 6, target_utilization: 60, refresh_seconds: 5}
     scoring_timeout_ms: 30000
     replica_max_concurrent_requests: 2
@@ -368,7 +367,14 @@ def test_local_stack_runs_containers_with_keys_in_secret_env(tmp_path: Path) -> 
     regression = by_name["modelplane-local-regression-default"]
     raw = next(c.raw for c in containers if c.inputs["name"] == "modelplane-local-regression-default")
     assert is_secret(raw["env"]), "keys reach the container only inside a secret"
-    assert set(regression["env"]) == {"MODELPLANE_PORT", "MODELPLANE_PRIMARY_KEY", "MODELPLANE_SECONDARY_KEY"}
+    assert set(regression["env"]) == {
+        "MODELPLANE_PORT",
+        "MODELPLANE_PRIMARY_KEY",
+        "MODELPLANE_SECONDARY_KEY",
+        "MODELPLANE_AUTH_MODE",
+        "MODELPLANE_ENDPOINT",
+    }
+    assert regression["env"]["MODELPLANE_AUTH_MODE"] == "key"
     assert regression["ports"] == [], "only the router binds a host port"
     assert regression["network"] == "modelplane-local-regression"
     assert regression["ready"] == {"path": "/ready", "port": 5001, "timeout": 300}

@@ -39,7 +39,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_written_file_loads_with_azure_mls_own_loaders(prod: Path) -> None:
     endpoint = load_online_endpoint(prod / "azureml" / "regression" / "endpoint.yml")
     assert isinstance(endpoint, ManagedOnlineEndpoint)
-    assert (endpoint.name, endpoint.auth_mode) == ("regression", "key")
+    assert (endpoint.name, endpoint.auth_mode) == ("regression", "aml_token")  # token_auth_enabled in v1
     deployment = load_online_deployment(prod / "azureml" / "regression" / "blue-deployment.yml")
     assert isinstance(deployment, ManagedOnlineDeployment)
     assert (deployment.endpoint_name, deployment.instance_type, deployment.instance_count) == (

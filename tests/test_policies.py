@@ -364,3 +364,20 @@ def test_batch_low_priority_outside_production() -> None:
     ]
     dedicated = edited(in_production, lambda p: p["properties"]["properties"].update(vmPriority="Dedicated"))
     assert violations("batch-low-priority-outside-production", dedicated) == []
+
+
+def test_aks_production_token_auth() -> None:
+    deployment = find("prod", "endpoint-regression-deployment")
+    assert violations("aks-production-token-auth", deployment) == []
+
+    def key_mode(props: dict[str, Any]) -> None:
+        env = props["spec"]["template"]["spec"]["containers"][0]["env"]
+        next(item for item in env if item["name"] == "MODELPLANE_AUTH_MODE")["value"] = "key"
+
+    keys = edited(deployment, key_mode)
+    assert violations("aks-production-token-auth", keys) == [
+        "Set token_auth_enabled on production AKS endpoint regression: its callers hold keys (key) that never"
+        " expire; tokens from `modelplane token` last an hour."
+    ]
+    not_production = edited(keys, lambda p: p["metadata"]["labels"].pop("modelplane.io/environment"))
+    assert violations("aks-production-token-auth", not_production) == []

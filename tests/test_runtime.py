@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -15,10 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import requests
+from prometheus_client import REGISTRY
 from werkzeug.wsgi import ClosingIterator
 
+from modelplane.credentials import mint
 from modelplane.engine import PROJECT_ROOT
 from modelplane.runtime.gate import KeyGate
 from modelplane.runtime.logbatch import (
@@ -28,6 +32,7 @@ from modelplane.runtime.logbatch import (
     flush_when_idle,
     with_batched_logging,
 )
+from modelplane.runtime.metrics import ScoringMetrics, model_labels
 from modelplane.runtime.serve import worker_count, worker_timeout
 from tests.conftest import free_port
 
@@ -53,6 +58,7 @@ def start_server(folder: Path, **settings: str) -> tuple[subprocess.Popen[bytes]
         "MODELPLANE_PRIMARY_KEY": PRIMARY,
         "MODELPLANE_SECONDARY_KEY": SECONDARY,
         "MODELPLANE_WORKERS": "2",
+        "MODELPLANE_METRICS_PORT": str(free_port()),
         **settings,
     }
     log = folder / "server.log"
@@ -193,7 +199,7 @@ def test_gate_compares_every_key_in_constant_time(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr("modelplane.runtime.gate.hmac.compare_digest", recording_compare)
     gate = KeyGate(lambda environ, start: [b""], [PRIMARY, SECONDARY])
-    assert gate.authorised(f"Bearer {PRIMARY}")
+    assert gate.refusal(f"Bearer {PRIMARY}") is None
     # Both keys are compared even though the first matched.
     assert [b for _, b in compared] == [PRIMARY.encode(), SECONDARY.encode()]
 
@@ -446,3 +452,99 @@ def test_append_row_writes_one_line_per_result_item() -> None:
     ]
     with pytest.raises(TypeError, match="run\\(\\) returned int: return a list or a pandas DataFrame"):
         result_rows(3)
+
+
+def _gate_answer(gate: KeyGate, authorization: str | None) -> tuple[str, Any]:
+    """The status and JSON body a gated app answers a POST /score with."""
+    answer: dict[str, str] = {}
+
+    def start(status: str, _headers: Any) -> None:
+        answer["status"] = status
+
+    environ = {"PATH_INFO": "/score", "REQUEST_METHOD": "POST", "CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}")}
+    if authorization is not None:
+        environ["HTTP_AUTHORIZATION"] = authorization
+    body = b"".join(gate(environ, start))
+    return answer["status"], json.loads(body)
+
+
+def _token_gate() -> KeyGate:
+    def app(_environ: dict[str, Any], start: Any) -> list[bytes]:
+        start("200 OK", [])
+        return [b'{"ok": true}']
+
+    return KeyGate(app, [PRIMARY, SECONDARY], token_audience="web")
+
+
+def test_token_gate_accepts_a_token_signed_with_either_key() -> None:
+    gate = _token_gate()
+    for key in (PRIMARY, SECONDARY):
+        token = mint("web", key)["accessToken"]
+        assert _gate_answer(gate, f"Bearer {token}") == ("200 OK", {"ok": True})
+
+
+@pytest.mark.parametrize(
+    ("authorization", "why"),
+    [
+        (None, "a valid token is required"),
+        (f"Bearer {PRIMARY}", "a valid token is required"),  # keys sign tokens; they are no token
+        ("Bearer not.a.jwt", "a valid token is required"),
+    ],
+)
+def test_token_gate_refuses_keys_and_garbage(authorization: str | None, why: str) -> None:
+    status, body = _gate_answer(_token_gate(), authorization)
+    assert status == "401 Unauthorized" and body["error"].startswith(why)
+
+
+def test_token_gate_says_an_expired_token_expired() -> None:
+    expired = mint("web", PRIMARY, lifetime_s=60, now=time.time() - 3600)["accessToken"]
+    status, body = _gate_answer(_token_gate(), f"Bearer {expired}")
+    assert status == "401 Unauthorized" and "expired" in body["error"]
+
+
+def test_token_gate_refuses_a_tampered_token_another_endpoint_and_another_key() -> None:
+    token = mint("web", PRIMARY)["accessToken"]
+    header, claims, signature = token.split(".")
+    forged_claims = base64.urlsafe_b64encode(
+        json.dumps({**jwt.decode(token, options={"verify_signature": False}), "exp": 4102444800}).encode()
+    ).rstrip(b"=")
+    tampered = f"{header}.{forged_claims.decode()}.{signature}"
+    assert claims != forged_claims.decode()
+    for candidate in (
+        tampered,
+        mint("other", PRIMARY)["accessToken"],
+        mint("web", "not-the-key")["accessToken"],
+        jwt.encode({"iss": "modelplane", "aud": "web"}, PRIMARY, algorithm="HS256"),  # no expiry
+    ):
+        status, body = _gate_answer(_token_gate(), f"Bearer {candidate}")
+        assert status == "401 Unauthorized" and body["error"].startswith("a valid token is required")
+
+
+def test_minted_token_has_amls_shape_and_an_hour_of_life() -> None:
+    credentials = mint("web", PRIMARY, now=1_800_000_000)
+    assert credentials["tokenType"] == "Bearer"
+    assert credentials["expiryTimeUtc"] == 1_800_003_600
+    assert credentials["refreshAfterTimeUtc"] == 1_800_001_800
+
+
+def test_scoring_metrics_count_model_failures_and_leave_probes_out() -> None:
+    def app(environ: dict[str, Any], start: Any) -> list[bytes]:
+        start("500 INTERNAL SERVER ERROR" if environ["PATH_INFO"].endswith("/score") else "200 OK", [])
+        return [b"{}"]
+
+    labels = {"model_name": "failing", "model_version": "7"}
+    metered = ScoringMetrics(app, "failing:7")
+    for path in ("/score", "/api/v1/service/web/score", "/ready", "/swagger.json"):
+        environ = {"PATH_INFO": path, "REQUEST_METHOD": "POST", "wsgi.input": io.BytesIO(b"{}")}
+        body = metered(environ, lambda *a: None)
+        b"".join(body)
+        getattr(body, "close", lambda: None)()  # as a WSGI server does
+    assert REGISTRY.get_sample_value("modelplane_requests_total", {**labels, "code": "500"}) == 2
+    assert REGISTRY.get_sample_value("modelplane_scoring_errors_total", labels) == 2
+    assert REGISTRY.get_sample_value("modelplane_request_duration_seconds_count", labels) == 2
+    assert REGISTRY.get_sample_value("modelplane_requests_in_flight", labels) == 0
+
+
+def test_model_labels_join_several_models() -> None:
+    assert model_labels("a:1,b:3") == ("a,b", "1,3")
+    assert model_labels("") == ("", "")

@@ -85,10 +85,14 @@ class Registered:
     """URN of the component it was registered under ("" at the stack's top)."""
 
 
+MOCK_INSTRUMENTATION_KEY = "00000000-0000-4000-8000-00000000a1a1"
+"""The instrumentation key every mocked Application Insights component reports."""
+
+
 # What Modelplane's dynamic providers return beyond their inputs, by resource type: placeholders
 # the tests never assert on.
 def _keys_outputs(name: str, _inputs: dict[str, Any]) -> dict[str, Any]:
-    return {"primary_key": f"generated-primary-{name}", "secondary_key": f"generated-secondary-{name}"}
+    return {"primary_key": f"generated-primary-{name}", "secondary_key": f"generated-secondary-{name}", "generation": 0}
 
 
 def _stored_model_outputs(_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +133,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["ipAddress"] = {**inputs.get("ipAddress", {}), "fqdn": f"{label}.westeurope.azurecontainer.io"}
         if args.typ == "azure-native:containerservice:ManagedCluster":
             outputs["currentKubernetesVersion"] = inputs.get("kubernetesVersion") or "1.33.2"
+        if args.typ == "azure-native:applicationinsights:Component":
+            outputs["instrumentationKey"] = MOCK_INSTRUMENTATION_KEY
         if args.typ == "kubernetes:core/v1:Service":
             outputs["status"] = {"loadBalancer": {"ingress": [{"ip": "20.0.0.10"}]}}
             outputs["spec"] = {**inputs.get("spec", {}), "clusterIP": "10.0.0.10"}

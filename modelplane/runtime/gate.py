@@ -1,7 +1,12 @@
 """A WSGI key gate in front of the AML inference server.
 
-- `Authorization: Bearer <key>` is compared in constant time with the primary and the secondary
-  key (MODELPLANE_PRIMARY_KEY / MODELPLANE_SECONDARY_KEY); without a valid key: 401.
+- Key auth (MODELPLANE_AUTH_MODE=key, or keys without a mode): `Authorization: Bearer <key>` is
+  compared in constant time with the primary and the secondary key (MODELPLANE_PRIMARY_KEY /
+  MODELPLANE_SECONDARY_KEY); without a valid key: 401.
+- Token auth (MODELPLANE_AUTH_MODE=token): `Authorization: Bearer <token>`, a JWT signed (HS256)
+  with either key, whose audience is the endpoint (MODELPLANE_ENDPOINT) and which has not expired
+  (PyJWT checks signature, `exp`, `nbf` and `aud`); keys themselves are refused. 401 otherwise,
+  saying whether the token expired.
 - `/`, `/healthz`, `/ready` and `/swagger.json` need no key (probes and API discovery).
 - MODELPLANE_PATH_PREFIX (e.g. /api/v1/service/<name>) is stripped from request paths.
 - A body over MODELPLANE_MAX_BODY_BYTES (default 10 MiB): 413, before the server reads it.
@@ -18,12 +23,19 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import jwt
+
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/ready", "/swagger.json"})
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+TOKEN_ALGORITHM = "HS256"
+TOKEN_ISSUER = "modelplane"
+KEY_REQUIRED = "a valid key is required: Authorization: Bearer <key>"
+TOKEN_REQUIRED = "a valid token is required: Authorization: Bearer <token from `modelplane token`>"
+TOKEN_EXPIRED = "the token has expired: get a new one (`modelplane token`)"
 
 
 def _reply(
@@ -38,27 +50,59 @@ class KeyGate:
     """Wraps a WSGI app; see the module docstring for the rules."""
 
     def __init__(
-        self, app: WsgiApp, keys: Iterable[str], max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, path_prefix: str = ""
+        self,
+        app: WsgiApp,
+        keys: Iterable[str],
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        path_prefix: str = "",
+        token_audience: str | None = None,
     ) -> None:
+        """`token_audience`: the endpoint's name when requests present tokens signed with the keys."""
         self.app = app
         self.keys = [key.encode() for key in keys if key]
         self.max_body_bytes = max_body_bytes
         self.path_prefix = path_prefix.rstrip("/")
+        self.token_audience = token_audience
 
     @classmethod
     def from_environment(cls, app: WsgiApp) -> KeyGate:
         keys = [os.environ.get("MODELPLANE_PRIMARY_KEY", ""), os.environ.get("MODELPLANE_SECONDARY_KEY", "")]
         limit = int(os.environ.get("MODELPLANE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-        return cls(app, keys, limit, os.environ.get("MODELPLANE_PATH_PREFIX", ""))
+        token_mode = os.environ.get("MODELPLANE_AUTH_MODE") == "token"
+        audience = os.environ.get("MODELPLANE_ENDPOINT", "") if token_mode else None
+        return cls(app, keys, limit, os.environ.get("MODELPLANE_PATH_PREFIX", ""), audience)
 
-    def authorised(self, header: str) -> bool:
+    def refusal(self, header: str) -> str | None:
+        """Why a request with this Authorization header may not pass, or None when it may."""
         scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not presented:
-            return False
+        if scheme.lower() != "bearer" or not presented.strip():
+            return TOKEN_REQUIRED if self.token_audience is not None else KEY_REQUIRED
+        if self.token_audience is not None:
+            return self.token_refusal(presented.strip())
         candidate = presented.strip().encode()
         # Compare with every key, whatever the outcome, so timing says nothing about which matched.
         results = [hmac.compare_digest(candidate, key) for key in self.keys]
-        return any(results)
+        return None if any(results) else KEY_REQUIRED
+
+    def token_refusal(self, token: str) -> str | None:
+        """None for a token signed with either key, for this endpoint, unexpired; else why not."""
+        refusal = TOKEN_REQUIRED
+        for key in self.keys:
+            try:
+                jwt.decode(
+                    token,
+                    key,
+                    algorithms=[TOKEN_ALGORITHM],
+                    audience=self.token_audience,
+                    issuer=TOKEN_ISSUER,
+                    options={"require": ["exp", "aud", "iss"]},
+                )
+                return None
+            except jwt.ExpiredSignatureError:
+                refusal = TOKEN_EXPIRED  # the signature was right: the token is ours, and old
+            except jwt.InvalidTokenError:
+                continue
+        return refusal
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/") or "/"
@@ -71,12 +115,9 @@ class KeyGate:
             return self.app({**environ, "PATH_INFO": "/"}, start_response)
         if path in OPEN_PATHS or environ.get("REQUEST_METHOD") == "OPTIONS":
             return self.app(environ, start_response)
-        if self.keys and not self.authorised(environ.get("HTTP_AUTHORIZATION", "")):
+        if self.keys and (refusal := self.refusal(environ.get("HTTP_AUTHORIZATION", ""))) is not None:
             return _reply(
-                start_response,
-                "401 Unauthorized",
-                "a valid key is required: Authorization: Bearer <key>",
-                [("WWW-Authenticate", 'Bearer realm="modelplane"')],
+                start_response, "401 Unauthorized", refusal, [("WWW-Authenticate", 'Bearer realm="modelplane"')]
             )
         length_header = environ.get("CONTENT_LENGTH")
         if length_header:

@@ -43,12 +43,17 @@ def worker_timeout(scoring_timeout_ms: int) -> int:
     return max(30, scoring_timeout_ms // 1000 + 5)
 
 
+def shared_memory() -> str | None:
+    """/dev/shm when it is writable (tmpfs: never on the image's filesystem), else the default."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
 def tls_options(cert_pem: str | None, key_pem: str | None) -> list[str]:
     """Gunicorn's TLS options for a certificate and key given as PEM text (AML's sslCertificate and
     sslKey), written to private files on tmpfs; none when either is missing."""
     if not cert_pem or not key_pem:
         return []
-    folder = Path(tempfile.mkdtemp(prefix="tls-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
+    folder = Path(tempfile.mkdtemp(prefix="tls-", dir=shared_memory()))
     paths = []
     for name, text in (("cert.pem", cert_pem), ("key.pem", key_pem)):
         path = folder / name
@@ -73,6 +78,8 @@ def main() -> None:
     # Gunicorn's advice for containers: the workers' heartbeat files on tmpfs, not the image's
     # overlay filesystem, where a heartbeat can stall a worker.
     heartbeat_dir = ["--worker-tmp-dir", "/dev/shm"] if os.access("/dev/shm", os.W_OK) else []
+    # The workers' metric samples (metrics.py), fresh for each start: set before prometheus_client loads.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=shared_memory())
     sys.argv = [
         "gunicorn",
         "-b",
@@ -86,6 +93,8 @@ def main() -> None:
         *tls,
         "--error-logfile",
         "/dev/null",
+        "-c",
+        "python:modelplane_runtime.gunicorn_hooks",
         "modelplane_runtime.app:app",
     ]
     from gunicorn.app.wsgiapp import run

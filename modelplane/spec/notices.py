@@ -22,6 +22,10 @@ from modelplane.spec.positions import Findings, Origins, display, model_of
 from modelplane.spec.references import SECTIONS, azure_built_images, items
 from modelplane.spec.schema import V2_UNMAPPED_IMAGE_SETTINGS, StackSpec, no_effect_fields
 
+NO_APP_INSIGHTS = (
+    "has no effect here: a stack without `target: azure` has no workspace Application Insights to send to;"
+    " the scoring server logs to the container (`modelplane logs`) and serves Prometheus metrics"
+)
 CHANNELS_UNUSED = "conda channels are not used: the image installs packages from PyPI with pip"
 ProblemAt = Callable[[PathKey, str], Problem]
 
@@ -35,6 +39,11 @@ def check_notices(data: dict[str, Any], origins: Origins) -> Findings:
             model = model_of(annotation, item)
             if isinstance(model, type) and issubclass(model, BaseModel):
                 _no_effect(model, item, (section, name), origins, findings)
+    if data.get("target") != "azure":
+        for name, endpoint in items(data, "endpoints").items():
+            if endpoint.get("enable_app_insights"):
+                found_at = origins.problem(("endpoints", name, "enable_app_insights"), NO_APP_INSIGHTS)
+                findings.warnings.append(found_at)
     for name, job in items(data, "batch").items():
         _batch(job, ("batch", name), data.get("target") == "azure", origins, findings)
     built_by_azure = azure_built_images(data)

@@ -101,7 +101,6 @@ def _path_marker_in(annotation: Any) -> PathField | None:
 
 
 PRIVATE_BASE = NoEffect("the base image is pulled with the Docker engine's own login (`docker login ADDRESS`)")
-APP_INSIGHTS = NoEffect("no Application Insights resource is deployed here; the scoring server logs to the container")
 DNS_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
 DNS_RULE = "lowercase letters, digits and '-', starting with a letter, 2-32 characters (an AML service name)"
 FRAMEWORKS = ("scikit-learn", "tensorflow", "pytorch", "onnx", "xgboost", "lightgbm", "custom")
@@ -403,10 +402,24 @@ class LivenessProbe(Strict):
     failure_threshold: int = Field(3, ge=1, description="AML default 3.")
 
 
+AuthMode = Literal["key", "token", "none"]
+
+
+def auth_mode(key_auth: bool, token_auth: bool) -> AuthMode:
+    """What the gate asks of a request: a token (when token auth is on, keys only sign tokens), a
+    key, or nothing."""
+    if token_auth:
+        return "token"
+    return "key" if key_auth else "none"
+
+
 class EndpointBase(Strict):
     image: str = Field(description="Name of an image under `images`.")
     description: str | None = Field(None, description="Free text.")
     tags: dict[str, str] = Field(default_factory=dict, description="Service tags.")
+    key_rotation_days: int | None = Field(
+        None, ge=1, le=3650, description="Regenerate the older key once it is this many days old (one per update)."
+    )
 
 
 class SuppliedKeys(Strict):
@@ -414,6 +427,12 @@ class SuppliedKeys(Strict):
 
     primary_key: SecretStr | None = Field(None, description="Your own primary key (a secret); default: generated.")
     secondary_key: SecretStr | None = Field(None, description="Your own secondary key (a secret); default: generated.")
+
+    @model_validator(mode="after")
+    def _rotated_keys_are_generated(self) -> SuppliedKeys:
+        if getattr(self, "key_rotation_days", None) and self.primary_key and self.secondary_key:
+            raise ValueError("key_rotation_days rotates generated keys: drop it, or primary_key/secondary_key")
+        return self
 
     @property
     def supplied_keys(self) -> tuple[str | None, str | None]:
@@ -471,6 +490,9 @@ class LocalEndpointSpec(EndpointBase):
     )
     port: int = Field(8890, ge=1024, le=65535, description="Host port on 127.0.0.1 (AML default 8890).")
     auth_enabled: bool = Field(True, description="Require a key (Modelplane's gate; on by default).")
+    token_auth_enabled: bool = Field(
+        False, description="Require a token from `modelplane token` instead of a key (AML's token auth)."
+    )
     cpu_cores: float | None = Field(None, gt=0, le=64, description="CPU limit per container.")
     memory_gb: float | None = Field(None, gt=0, le=256, description="Memory limit per container.")
     deployments: Annotated[dict[str, LocalDeploymentSpec], AfterValidator(_valid_deployment_names)] = Field(
@@ -486,6 +508,10 @@ class LocalEndpointSpec(EndpointBase):
         if (problem := unrouted_problem(self.deployments, self.traffic)) is not None:
             raise ValueError(problem)
         return self
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        return auth_mode(self.auth_enabled, self.token_auth_enabled)
 
     @property
     def serving(self) -> dict[str, LocalDeploymentSpec]:
@@ -527,7 +553,9 @@ class AciEndpointSpec(EndpointBase, SuppliedKeys):
     ssl_cert_pem_file: FilePath | None = Field(None, description="PEM certificate for ssl_enabled.")
     ssl_key_pem_file: FilePath | None = Field(None, description="PEM private key for ssl_enabled (kept as a secret).")
     ssl_cname: str | None = Field(None, description="DNS name the certificate is for (the scoring URI's host).")
-    enable_app_insights: Annotated[bool, APP_INSIGHTS] = Field(False, description="AML's Application Insights.")
+    enable_app_insights: bool = Field(
+        False, description="Send the scoring server's telemetry to the workspace's Application Insights."
+    )
     vnet_name: str | None = Field(None, description="Virtual network (in the workspace's resource group).")
     subnet_name: str | None = Field(None, description="Subnet delegated to ACI; the group gets a private IP.")
     cmk_vault_base_url: str | None = Field(None, description="Key Vault of a customer-managed encryption key.")
@@ -563,9 +591,9 @@ class AksEndpointSpec(EndpointBase, SuppliedKeys):
     )
     gpu_cores: int = Field(0, ge=0, le=8, description="GPUs per replica.")
     auth_enabled: bool | None = Field(None, description="Key auth (AML default: on unless token auth is).")
-    token_auth_enabled: Annotated[
-        bool, NoEffect("Azure ML tokens are not issued here: the endpoint is protected by keys instead")
-    ] = Field(False, description="Token auth (exclusive with key auth).")
+    token_auth_enabled: bool = Field(
+        False, description="Require a token from `modelplane token` (exclusive with key auth, as in AML)."
+    )
     scoring_timeout_ms: int = Field(60000, ge=1, le=600000, description="AML default 60000.")
     replica_max_concurrent_requests: int = Field(1, ge=1, le=1000, description="AML default 1.")
     max_request_wait_time: Annotated[
@@ -573,7 +601,9 @@ class AksEndpointSpec(EndpointBase, SuppliedKeys):
     ] = Field(500, ge=0, le=3600000, description="ms in queue; AML default 500.")
     liveness_probe: LivenessProbe = Field(default_factory=LivenessProbe, description="Container probe.")
     namespace: str = Field("default", description="Kubernetes namespace.")
-    enable_app_insights: Annotated[bool, APP_INSIGHTS] = Field(False, description="AML's Application Insights.")
+    enable_app_insights: bool = Field(
+        False, description="Send the scoring server's telemetry to the workspace's Application Insights."
+    )
     collect_model_data: Annotated[
         bool, NoEffect("model data collection writes to the workspace's storage, which Modelplane does not set up")
     ] = Field(False, description="AML's model data collection.")
@@ -597,8 +627,12 @@ class AksEndpointSpec(EndpointBase, SuppliedKeys):
 
     @property
     def key_auth(self) -> bool:
-        """Whether requests need a key: AML's default, and the stand-in for token auth."""
-        return self.token_auth_enabled or self.auth_enabled is not False
+        """Whether requests need a key (AML's default: unless token auth is on)."""
+        return not self.token_auth_enabled and self.auth_enabled is not False
+
+    @property
+    def auth_mode(self) -> AuthMode:
+        return auth_mode(self.key_auth, self.token_auth_enabled)
 
     @property
     def scaling(self) -> Autoscale | None:
