@@ -150,8 +150,15 @@ class AksCluster(pulumi.ComponentResource):
         self.managed_resource_group = access.managed_resource_group
         if args.azure is not None and access.cluster_id is not None:
             self._register_compute(name, args, args.azure, access)
+        # Secrets are updated in place: by default pulumi-kubernetes replaces a changed Secret, and a
+        # named one is deleted first, which makes the engine replace the Deployments that read it
+        # (every replica at once). A key rotation instead rolls the Deployment through its
+        # key-generation annotation, new replicas ready first.
         self.provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=access.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-k8s",
+            kubeconfig=access.kubeconfig,
+            enable_secret_mutable=True,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.namespaces = self._namespaces(name, args.namespaces)
         self.register_outputs({"kubernetes_version": self.kubernetes_version})

@@ -512,7 +512,7 @@ def test_rotating_the_primary_under_load_on_the_secondary_loses_no_request(deplo
     assert "endpoint regression: primary key rotated" in rotated.stdout
     # The pods read the keys at start: the Deployment rolled (new pods Ready first), and the
     # secondary key answered throughout.
-    assert load.requests > 50 and load.failures == [], (load.requests, load.failures[:10])
+    assert load.requests > 50 and load.failures == [], (load.requests, load.failures[:10], rotated.stdout[-4000:])
     after = deployed.outputs(show_secrets=True)["endpoint_keys"]["regression"]
     assert after["secondary_key"] == before["secondary_key"] and after["primary_key"] != before["primary_key"]
     assert _call(uri, before["primary_key"], SAMPLE) == 401
