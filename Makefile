@@ -18,8 +18,9 @@ up: bootstrap
 	$(VENV)/modelplane up --stack local --yes
 	$(VENV)/modelplane invoke --stack local --all-samples
 
+# Two workers, a test file each at a time (module fixtures stay whole); the 25 slowest tests listed.
 test: bootstrap bootstrap-kubernetes
-	$(VENV)/python -m pytest -p no:cacheprovider
+	$(VENV)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
 # The tests that need no engine, Docker or Kubernetes (nor ruff/mypy): spec, components under mocks,
 # offline plans, policies, the scoring runtime. `make test` runs them too.
