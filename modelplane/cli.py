@@ -209,11 +209,13 @@ def _print_failing_pods(spec: StackSpec) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     ref, spec = _checked(args)
-    return _apply(args, ref, spec)
+    _apply(args, ref, spec)
+    return EXIT_OK
 
 
-def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> int:
-    """Preview with the policy pack and apply (after a prompt, unless --yes), as `up` does."""
+def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> bool:
+    """Preview with the policy pack and apply (after a prompt, unless --yes), as `up` does; whether
+    anything was applied."""
     progress = printer() if not args.yes else None
     if progress is None:
         _print_warnings(spec)  # Pulumi's output, which carries them, is not shown.
@@ -234,7 +236,7 @@ def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> int:
             sys.stdout.write(render_text(error.plan))
         raise CliError(str(error)) from None
     print(outcome.summary if outcome.applied else f"update skipped: {outcome.summary}")
-    return EXIT_OK
+    return outcome.applied
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
@@ -247,10 +249,12 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     except CredentialError as error:
         raise CliError(str(error)) from None
     os.environ[ROTATE_KEY_VARIABLE] = f"{args.endpoint}:{args.key}:{uuid.uuid4().hex[:12]}"
-    status = _apply(args, ref, spec)
+    if not _apply(args, ref, spec):
+        print(f"endpoint {args.endpoint}: no key rotated")
+        return EXIT_OK
     other = "secondary" if args.key == "primary" else "primary"
     print(f"endpoint {args.endpoint}: {args.key} key rotated; the {other} key is unchanged")
-    return status
+    return EXIT_OK
 
 
 def _token(args: argparse.Namespace) -> int:

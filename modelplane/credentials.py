@@ -3,8 +3,9 @@ tokens for endpoints with token auth (AML's `token_auth_enabled`, v2's `aml_toke
 
 A token is a JWT signed (HS256, PyJWT) with the endpoint's primary key, which the stack holds as a
 secret; its audience is the endpoint, so it opens no other. The gate accepts tokens signed with
-either key (rotating the primary leaves tokens signed with the secondary valid). What
-`modelplane token` prints has the shape of AML v2's `az ml online-endpoint get-credentials`.
+either key; rotating the primary invalidates the tokens issued with it (callers fetch a new one, as
+they do every hour). What `modelplane token` prints has the shape of AML v2's
+`az ml online-endpoint get-credentials`.
 """
 
 from __future__ import annotations
