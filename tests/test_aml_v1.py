@@ -504,3 +504,23 @@ def test_a_bad_key_is_reported_without_its_value(project: Project) -> None:
     with pytest.raises(SpecError) as error:
         deploy_config(project, {"computeType": "ACI", "keys": {"primaryKey": 123456789}})
     assert "keys.primaryKey" in str(error.value) and "123456789" not in str(error.value)
+
+
+def _key_generation(project: Project, tmp_path: Path, primary: str) -> str:
+    config = {"computeType": "AKS", "keys": {"primaryKey": primary, "secondaryKey": SECONDARY}}
+    run = planned(deploy_config(project, config), tmp_path / primary)
+    deployment = run.mocks.one("kubernetes:apps/v1:Deployment", "endpoint-web-deployment").inputs
+    return str(deployment["spec"]["template"]["metadata"]["annotations"]["modelplane.io/key-generation"])
+
+
+def test_changed_supplied_keys_roll_the_pods_without_showing_the_keys(project: Project, tmp_path: Path) -> None:
+    # The pods read their keys once, at start: the pod template must change with the keys.
+    before, after = _key_generation(project, tmp_path, PRIMARY), _key_generation(project, tmp_path, PRIMARY + "-new")
+    assert before != after
+    assert all(key not in before + after for key in (PRIMARY, SECONDARY))
+
+
+def test_key_rotation_days_without_keys_is_refused_naming_the_endpoint(project: Project) -> None:
+    with pytest.raises(SpecError) as raised:
+        load_stack(project.stack("    port: 8890\n    auth_enabled: false\n    key_rotation_days: 30\n"))
+    assert "key_rotation_days rotates keys, and this endpoint has none" in str(raised.value.problems[0])

@@ -15,7 +15,7 @@ from tests.mocks import run_under_mocks
 
 STACKS = Path(__file__).resolve().parent.parent / "stacks"
 
-NOW = datetime(2026, 12, 2, tzinfo=UTC)
+NOW = datetime.now(UTC)  # the provider's diff reads the clock too
 
 
 def _created(days_ago: float) -> str:

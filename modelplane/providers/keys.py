@@ -32,6 +32,7 @@ from modelplane.constants import (
     ROTATE_KEY_VARIABLE,
     SECONDARY_KEY_VARIABLE,
 )
+from modelplane.content import text_digest
 from modelplane.providers import typed_resource_options
 
 KEY_BYTES = 32
@@ -157,7 +158,7 @@ class EndpointKeyPair:
     exported: pulumi.Output[dict[str, str]]
     """The component's `keys` output: {"primary_key", "secondary_key"} as one secret, or {}."""
     generation: pulumi.Output[str]
-    """How many times the generated keys were rotated ("0" for keys the user supplies or none)."""
+    """Changes whenever a key does: the generated keys' rotations, and a digest of supplied keys."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,12 @@ def endpoint_keys(component_name: str, settings: KeySettings, parent: pulumi.Res
     if not settings.enabled:
         return EndpointKeyPair({}, pulumi.Output.secret({}), pulumi.Output.from_input("0"))
     primary, secondary = (pulumi.Output.secret(key) if key else None for key in settings.supplied)
-    generation = pulumi.Output.from_input("0")
+    # Supplied keys that change must roll the pods too: their digest (as the Docker env's
+    # fingerprint, never the keys) joins the generation.
+    supplied = (
+        f"-{text_digest(chr(10).join(k or '' for k in settings.supplied))[:16]}" if any(settings.supplied) else ""
+    )
+    generation = pulumi.Output.from_input("0" + supplied)
     if primary is None or secondary is None:
         keys = EndpointKeys(
             f"{component_name}-keys",
@@ -190,7 +196,7 @@ def endpoint_keys(component_name: str, settings: KeySettings, parent: pulumi.Res
         )
         primary = primary or keys.primary_key
         secondary = secondary or keys.secondary_key
-        generation = keys.generation.apply(lambda value: str(value or 0))
+        generation = keys.generation.apply(lambda value: f"{value or 0}{supplied}")
     return EndpointKeyPair(
         {PRIMARY_KEY_VARIABLE: primary, SECONDARY_KEY_VARIABLE: secondary},
         secret_key_dict(primary, secondary),

@@ -1,5 +1,6 @@
 """The scoring runtime copied into every image (as `modelplane_runtime`).
 
-It depends only on the standard library and the official azureml-inference-server-http, never on
-the rest of Modelplane, because it runs inside the user's image.
+It depends only on the standard library, the official azureml-inference-server-http, PyJWT (token
+auth) and prometheus-client (metrics), never on the rest of Modelplane, because it runs inside the
+user's image.
 """

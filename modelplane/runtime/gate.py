@@ -5,7 +5,7 @@
   MODELPLANE_SECONDARY_KEY); without a valid key: 401.
 - Token auth (MODELPLANE_AUTH_MODE=token): `Authorization: Bearer <token>`, a JWT signed (HS256)
   with either key, whose audience is the endpoint (MODELPLANE_ENDPOINT) and which has not expired
-  (PyJWT checks signature, `exp`, `nbf` and `aud`); keys themselves are refused. 401 otherwise,
+  (PyJWT checks signature, `exp`, `nbf`, `aud` and `iss`); keys themselves are refused. 401 otherwise,
   saying whether the token expired.
 - `/`, `/healthz`, `/ready` and `/swagger.json` need no key (probes and API discovery).
 - MODELPLANE_PATH_PREFIX (e.g. /api/v1/service/<name>) is stripped from request paths.

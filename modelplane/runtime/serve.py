@@ -77,7 +77,7 @@ def main() -> None:
     access_log = ["--access-logfile", "-"] if os.environ.get("MODELPLANE_ACCESS_LOG") == "1" else []
     # Gunicorn's advice for containers: the workers' heartbeat files on tmpfs, not the image's
     # overlay filesystem, where a heartbeat can stall a worker.
-    heartbeat_dir = ["--worker-tmp-dir", "/dev/shm"] if os.access("/dev/shm", os.W_OK) else []
+    heartbeat_dir = ["--worker-tmp-dir", tmpfs] if (tmpfs := shared_memory()) else []
     # The workers' metric samples (metrics.py), fresh for each start: set before prometheus_client loads.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=shared_memory())
     sys.argv = [

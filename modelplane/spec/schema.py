@@ -413,6 +413,12 @@ def auth_mode(key_auth: bool, token_auth: bool) -> AuthMode:
     return "key" if key_auth else "none"
 
 
+def rotation_without_keys(key_rotation_days: int | None, auth_mode: AuthMode) -> None:
+    """Refuse an age for keys on an endpoint that has none."""
+    if key_rotation_days is not None and auth_mode == "none":
+        raise ValueError("key_rotation_days rotates keys, and this endpoint has none (its auth is off)")
+
+
 class EndpointBase(Strict):
     image: str = Field(description="Name of an image under `images`.")
     description: str | None = Field(None, description="Free text.")
@@ -507,6 +513,7 @@ class LocalEndpointSpec(EndpointBase):
             raise ValueError("give `image` (one deployment taking all traffic) or `deployments`, not both or neither")
         if (problem := unrouted_problem(self.deployments, self.traffic)) is not None:
             raise ValueError(problem)
+        rotation_without_keys(self.key_rotation_days, self.auth_mode)
         return self
 
     @property
@@ -566,6 +573,7 @@ class AciEndpointSpec(EndpointBase, SuppliedKeys):
     def _settings(self) -> AciEndpointSpec:
         if self.ssl_enabled and (self.ssl_cert_pem_file is None or self.ssl_key_pem_file is None):
             raise ValueError("ssl_enabled needs ssl_cert_pem_file and ssl_key_pem_file (AML's sslCertificate, sslKey)")
+        rotation_without_keys(self.key_rotation_days, "key" if self.auth_enabled else "none")
         if (self.vnet_name is None) != (self.subnet_name is None):
             raise ValueError("vnet_name and subnet_name go together")
         cmk = (self.cmk_vault_base_url, self.cmk_key_name, self.cmk_key_version)
@@ -617,6 +625,7 @@ class AksEndpointSpec(EndpointBase, SuppliedKeys):
             raise ValueError("num_replicas and an enabled autoscale exclude each other")
         if self.auth_enabled and self.token_auth_enabled:
             raise ValueError("auth_enabled and token_auth_enabled exclude each other (as in AML)")
+        rotation_without_keys(self.key_rotation_days, self.auth_mode)
         for limit, request, what in (
             (self.cpu_cores_limit, self.cpu_cores, "cpu_cores"),
             (self.memory_gb_limit, self.memory_gb, "memory_gb"),
