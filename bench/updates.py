@@ -1,5 +1,6 @@
-"""Bench section `updates`: what a client meets while a local endpoint changes, measured with a load
-generator (4 threads, a new connection per request) running through each `modelplane up`:
+"""Bench section `updates`: what a client meets while an endpoint changes — a local one, and an AKS one
+on a local cluster's real node — measured with a load generator (4 threads, a new connection per
+request) running through each `modelplane up`:
 
 - a model update of a single-deployment endpoint (the common case): the time from the start of `up`
   until every request is answered by the new model, and the requests lost on the way;
@@ -17,7 +18,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,8 @@ class Recorder:
                 )
                 ok = response.status_code == 200
                 label = response.headers.get("azureml-model-deployment", "")
-                if ok and label == "default":
+                # One deployment (`default` locally, no router and no header on AKS): the model says which.
+                if ok and label in ("default", ""):
                     label = f"{response.json()[0]:.1f}"
             except requests.RequestException:
                 ok, label = False, ""
@@ -76,8 +79,11 @@ def _model(folder: Path, target: float) -> None:
 @dataclass
 class BenchStack:
     folder: Path
-    port: int
     env: dict[str, str]
+    endpoint_head: str
+    """The lines of endpoint `web` before its image or deployments (its target and sizing)."""
+    clusters: str = ""
+    """The stack's `clusters:` section, for an AKS endpoint."""
 
     @property
     def file(self) -> Path:
@@ -91,7 +97,7 @@ class BenchStack:
             "images:\n"
             "  scorer-v1: {inference_config: example/inferenceconfig.json, source_directory: example, models: [v1]}\n"
             "  scorer-v2: {inference_config: example/inferenceconfig.json, source_directory: example, models: [v2]}\n"
-            f"endpoints:\n  web:\n    port: {self.port}\n{endpoint}"
+            f"{self.clusters}endpoints:\n  web:\n{self.endpoint_head}{endpoint}"
         )
 
     def cli(self, *args: str) -> str:
@@ -104,10 +110,13 @@ class BenchStack:
     def key(self) -> str:
         return str(json.loads(self.cli("outputs", "--show-secrets"))["endpoint_keys"]["web"]["primary_key"])
 
+    def uri(self) -> str:
+        return str(json.loads(self.cli("outputs"))["endpoints"]["web"]["scoring_uri"])
+
 
 def under_load(stack: BenchStack, change: Callable[[], None]) -> tuple[Recorder, float, float]:
     """Apply `change` and `up` while the load runs: the recorder, and when `up` started and ended."""
-    recorder = Recorder(f"http://127.0.0.1:{stack.port}/score", stack.key())
+    recorder = Recorder(stack.uri(), stack.key())
     threads = [threading.Thread(target=recorder.run, daemon=True) for _ in range(CONCURRENCY)]
     for thread in threads:
         thread.start()
@@ -156,7 +165,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def updates() -> dict[str, Any]:
+@contextmanager
+def bench_folder() -> Iterator[Path]:
+    """The models, the example and a state folder of the bench's own stack."""
     with tempfile.TemporaryDirectory(dir=ROOT / ".modelplane", prefix="bench-updates-") as name:
         folder = Path(name)
         shutil.copytree(EXAMPLE, folder / "example", ignore=shutil.ignore_patterns("__pycache__"))
@@ -164,19 +175,58 @@ def updates() -> dict[str, Any]:
         _model(folder / "v2", 200.0)
         (folder / "state").mkdir()
         (folder / "passphrase").write_text("bench\n")
-        env = {**os.environ, "MODELPLANE_STATE": str(folder)}
-        env.pop("PULUMI_CONFIG_PASSPHRASE", None)
-        stack = BenchStack(folder, free_port(), env)
+        yield folder
+
+
+def measured(stack: BenchStack) -> dict[str, Any]:
+    """`_measure` on `stack`, which is destroyed after."""
+    try:
+        return _measure(stack)
+    finally:
+        subprocess.run(
+            [str(ROOT / ".venv/bin/modelplane"), "destroy", "--file", str(stack.file), "--yes"],
+            env=stack.env,
+            capture_output=True,
+            check=False,
+        )
+        (ROOT / f"Pulumi.{stack.file.stem}.yaml").unlink(missing_ok=True)
+
+
+def state_env(folder: Path) -> dict[str, str]:
+    env = {**os.environ, "MODELPLANE_STATE": str(folder)}
+    env.pop("PULUMI_CONFIG_PASSPHRASE", None)
+    return env
+
+
+def updates() -> dict[str, Any]:
+    with bench_folder() as folder:
+        results = measured(BenchStack(folder, state_env(folder), f"    port: {free_port()}\n"))
+    results["kubernetes"] = updates_on_kubernetes()
+    return results
+
+
+def updates_on_kubernetes() -> dict[str, Any]:
+    """The same changes to an AKS endpoint on a local cluster with a real node (NodePort on 127.0.0.1)."""
+    from modelplane.local_cluster import LocalCluster
+
+    with bench_folder() as folder:
+        cluster = LocalCluster(folder / "cluster", nodes=0, real_node=True, metrics_server=False)
+        cluster.start()
         try:
-            return _measure(stack)
-        finally:
-            subprocess.run(
-                [str(ROOT / ".venv/bin/modelplane"), "destroy", "--file", str(stack.file), "--yes"],
-                env=env,
-                capture_output=True,
-                check=False,
+            kube = cluster.kubeconfig
+            clusters = (
+                "clusters:\n  bench:\n"
+                f"    attach:\n      kubeconfig: {kube}\n      registry: {kube.parent / 'registry.json'}\n"
+                "      node_address: 127.0.0.1\n"
+                "    service_type: NodePort\n"
             )
-            (ROOT / f"Pulumi.{stack.file.stem}.yaml").unlink(missing_ok=True)
+            head = (
+                "    compute_type: aks\n    cluster: bench\n    cpu_cores: 0.5\n    memory_gb: 0.5\n"
+                "    num_replicas: 1\n    liveness_probe: {initial_delay_seconds: 10, period_seconds: 5}\n"
+            )
+            return measured(BenchStack(folder, state_env(folder), head, clusters))
+        finally:
+            cluster.stop()
 
 
 def _measure(stack: BenchStack) -> dict[str, Any]:
@@ -195,41 +245,59 @@ def _measure(stack: BenchStack) -> dict[str, Any]:
     }
 
 
+TARGETS = (("local", "local (Docker)"), ("kubernetes", "AKS path (real node)"))
+
+
+def _by_target(section: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The local results (the section itself) and the Kubernetes ones, when measured."""
+    found: dict[str, dict[str, Any] | None] = {"local": section, "kubernetes": section.get("kubernetes")}
+    return [(label, measured_on) for key, label in TARGETS if (measured_on := found[key]) is not None]
+
+
 def plot_shift(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = results["updates"]["shift_timeline"]
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    for label in ("blue", "green", "failed"):
-        if label in series:
-            axis.step(series["t"], series[label], where="post", label=label)
-    axis.axvline(0, color="grey", linestyle=":", label="up starts")
-    axis.axvline(series["up_end"], color="grey", linestyle="--", label="up returns")
-    axis.set_xlabel("seconds since `modelplane up` started")
-    axis.set_ylabel("requests/s answered")
-    axis.set_title("blue 90/green 10 → green 100 under load (c=4)")
-    axis.legend(loc="upper right", fontsize="small")
+    targets = _by_target(results["updates"])
+    figure, axes = plt.subplots(1, len(targets), figsize=(6 * len(targets), 3.5), squeeze=False)
+    for axis, (label, measured_on) in zip(axes[0], targets, strict=True):
+        series = measured_on["shift_timeline"]
+        for deployment in ("blue", "green", "failed"):
+            if deployment in series:
+                axis.step(series["t"], series[deployment], where="post", label=deployment)
+        axis.axvline(0, color="grey", linestyle=":", label="up starts")
+        axis.axvline(series["up_end"], color="grey", linestyle="--", label="up returns")
+        axis.set_xlabel("seconds since `modelplane up` started")
+        axis.set_ylabel("requests/s answered")
+        axis.set_title(f"{label}: blue 90/green 10 → green 100 (c=4)", fontsize="medium")
+        axis.legend(loc="upper right", fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
 
 def markdown_lines(section: dict[str, Any]) -> list[str]:
-    update, shift = section["model_update"], section["shift"]
+    rows = []
+    for label, measured_on in _by_target(section):
+        for key, change in (
+            ("model_update", "model update of a single-deployment endpoint"),
+            ("shift", "blue 90/green 10 → green 100"),
+        ):
+            row = measured_on[key]
+            timings = f"{row['up_s']} s | {row['to_all_new_s']} s"
+            rows.append(f"| {label} | {change} | {timings} | {row['requests']} | {row['failed']} |")
     return [
-        f"### Updates under load (local target, {CONCURRENCY} clients, a new connection per request)",
+        f"### Updates under load ({CONCURRENCY} clients, a new connection per request)",
         "",
-        "| change | `up` took | until every answer is new | requests during | failed |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        f"| model update of a single-deployment endpoint | {update['up_s']} s | {update['to_all_new_s']} s "
-        f"| {update['requests']} | {update['failed']} |",
-        f"| blue 90/green 10 → green 100 | {shift['up_s']} s | {shift['to_all_new_s']} s "
-        f"| {shift['requests']} | {shift['failed']} |",
+        "| target | change | `up` took | until every answer is new | requests during | failed |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+        *rows,
         "",
-        "Before deployments and the router (a container replaced in place on its port), the same model "
-        "update was a 3.35 s outage (16,023 socket errors in a 40 s run of wrk at c=4; issue 17).",
+        "Before deployments and the router (a container replaced in place on its port), the same local model "
+        "update was a 3.35 s outage (16,023 socket errors in a 40 s run of wrk at c=4; issue 17). On the AKS "
+        "path a model update rolls a deployment's Deployment and a shift rolls the router's (readiness first, "
+        "preStop before nginx quits); `up` includes pushing the images to the node's registry.",
         "",
         "![requests per deployment during a shift](traffic-shift.png)",
         "",
@@ -238,6 +306,7 @@ def markdown_lines(section: dict[str, Any]) -> list[str]:
 
 def target_checks(section: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return [
-        (f"{name}: no request lost", f"{section[key]['failed']} failed", section[key]["failed"] == 0)
+        (f"{label}, {name}: no request lost", f"{measured_on[key]['failed']} failed", measured_on[key]["failed"] == 0)
+        for label, measured_on in _by_target(section)
         for key, name in (("model_update", "model update under load"), ("shift", "traffic shift under load"))
     ]

@@ -11,6 +11,7 @@ import pulumi
 from modelplane.providers.docker import Container
 from modelplane.providers.keys import KeySettings, endpoint_keys, gate_env
 from modelplane.providers.router import Network, Router
+from modelplane.runtime.ports import MAX_BODY_BYTES
 from modelplane.spec import LocalEndpointSpec
 from modelplane.spec.schema import DEFAULT_DEPLOYMENT, LocalDeploymentSpec
 
@@ -34,6 +35,8 @@ class LocalEndpointArgs:
     """Stack name, for container names and labels."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra container labels."""
+    max_body_bytes: int = MAX_BODY_BYTES
+    """The largest request body the deployments take: the router refuses larger ones itself."""
 
 
 def container_name(stack_name: str, endpoint_name: str) -> str:
@@ -143,6 +146,7 @@ class LocalEndpoint(pulumi.ComponentResource):
             "network": network.name,
             "labels": labels,
             "routes": routes,
+            "max_body_bytes": args.max_body_bytes,
             # Known during preview, for the plan's traffic line and the policy pack.
             "traffic": traffic,
             "mirror_traffic": mirror,

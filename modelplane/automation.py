@@ -19,6 +19,7 @@ from pulumi.automation._stack import StackInitMode
 
 from modelplane.engine import PROJECT_ROOT, EngineSettings, azure_plugin_problem, default_settings, pulumi_command
 from modelplane.spec import StackSpec, load_stack
+from modelplane.state_guard import refuse_lost_state
 
 STACK_FILE_KEY = "modelplane:stackFile"
 Result = TypeVar("Result")
@@ -83,6 +84,7 @@ def open_stack(ref: StackRef, settings: EngineSettings | None = None, create: bo
     )
     if create and not ref.default_file and _configured_stack_file(ref.name) != str(ref.file):
         # Writing the setting needs the stack to exist.
+        refuse_lost_state(settings.backend_url, ref.name)
         stack = auto.Stack.create_or_select(ref.name, workspace)
         stack.set_config(STACK_FILE_KEY, auto.ConfigValue(str(ref.file)))
         return stack
@@ -107,6 +109,7 @@ def on_stack(stack: auto.Stack, operation: Callable[[auto.Stack], Result], creat
     except auto.StackNotFoundError:
         if not create:
             raise
+    refuse_lost_state(str(stack.workspace.env_vars.get("PULUMI_BACKEND_URL", "")), stack.name)
     stack.workspace.create_stack(stack.name)
     return operation(stack)
 

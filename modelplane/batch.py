@@ -21,7 +21,8 @@ from components.scoring_image import ScoringImageArgs, local_tag, recipe_for
 from modelplane.content import content_digest, version_of
 from modelplane.dockerfile import ModelFiles, write_context
 from modelplane.engine import state_root
-from modelplane.providers.docker import ImageProvider, engine_client, telling_tail
+from modelplane.log_tail import telling_tail
+from modelplane.providers.docker import ImageProvider, engine_client
 from modelplane.spec import StackSpec
 from modelplane.spec.schema import BatchSpec
 

@@ -20,7 +20,7 @@ from modelplane.automation import MissingPluginError, StackRef, on_stack, open_s
 from modelplane.constants import KEY_NAMES, ROTATE_KEY_VARIABLE
 from modelplane.credentials import TOKEN_LIFETIME_S, credential_for
 from modelplane.destinations import RemoteDestinationError, check_url
-from modelplane.engine import PROJECT_ROOT
+from modelplane.engine import PROJECT_ROOT, default_settings
 from modelplane.operations import (
     EXIT_DRIFTED,
     EXIT_FAILED,
@@ -33,6 +33,7 @@ from modelplane.operations import (
 from modelplane.report import SECRET
 from modelplane.source import SpecError
 from modelplane.spec import StackSpec, load_stack
+from modelplane.state_guard import StateError, explain_engine_error, refuse_lost_state
 
 
 class CliError(Exception):
@@ -618,6 +619,27 @@ def engine_diagnostics(error: auto.CommandError) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+def _stack_name(args: argparse.Namespace) -> str | None:
+    stack, file = getattr(args, "stack", None), getattr(args, "file", None)
+    return None if stack is None and file is None else StackRef.from_args(stack, file).name
+
+
+def _state_advice(args: argparse.Namespace, engine_lines: list[str]) -> str | None:
+    """What to do about an engine error about the stack's state or its secrets (None for others)."""
+    name = _stack_name(args)
+    return explain_engine_error(engine_lines, default_settings(), name) if name is not None else None
+
+
+def _lost_state(args: argparse.Namespace) -> str | None:
+    """Why a stack the engine does not find has state to be restored, if it has (None: never deployed)."""
+    name = _stack_name(args)
+    try:
+        refuse_lost_state(default_settings().backend_url, name or "")
+    except StateError as error:
+        return f"refused: {error}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -629,14 +651,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modelplane: {error}", file=sys.stderr)
         return error.code
     except auto.StackNotFoundError:
-        print("modelplane: the stack has not been deployed yet (run `modelplane up`)", file=sys.stderr)
+        lost = _lost_state(args)
+        print(f"modelplane: {lost or 'the stack has not been deployed yet (run `modelplane up`)'}", file=sys.stderr)
         return EXIT_FAILED
     except auto.CommandError as error:
         # Progress went to stdout as it came; the engine's own error lines (stderr) are not streamed,
         # and are all there is when a non-streaming command (stack selection, config) failed.
-        for line in engine_error_lines(error):
+        lines = engine_error_lines(error)
+        for line in lines:
             print(f"pulumi: {line}", file=sys.stderr)
-        print("modelplane: the engine reported a failure; see above", file=sys.stderr)
+        advice = _state_advice(args, lines)
+        print(f"modelplane: {advice or 'the engine reported a failure; see above'}", file=sys.stderr)
+        return EXIT_FAILED
+    except StateError as error:
+        print(f"modelplane: refused: {error}", file=sys.stderr)
         return EXIT_FAILED
     except requests.RequestException as error:
         print(f"modelplane: request failed: {error}", file=sys.stderr)

@@ -35,6 +35,12 @@ DYNAMIC_TYPES = {
 }
 # A local endpoint's router and an AML v2 online endpoint's traffic carry the same two maps.
 TRAFFIC_TYPES = (DYNAMIC_TYPES["router"], DYNAMIC_TYPES["online_traffic"])
+# An AKS endpoint's router reads its configuration from a ConfigMap that also holds the two maps, as
+# entries `traffic.<deployment>` and `mirror_traffic.<deployment>` of its data.
+KUBE_ROUTER_CONFIG_TYPE = "kubernetes:core/v1:ConfigMap"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+ROUTER_COMPONENT = "router"
+DEPLOYMENT_LABEL = "modelplane.io/deployment"
 # Labels on every Kubernetes object of an endpoint (the policy pack finds Modelplane's by them).
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 ENVIRONMENT_LABEL = "modelplane.io/environment"

@@ -20,9 +20,11 @@ from typing import Any
 import requests
 import yaml
 
-from modelplane.constants import MANAGED_BY_LABEL
+from modelplane.constants import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
+from modelplane.log_tail import telling_tail
 
 LOG_LINES = 15
+LOG_SCAN = 400  # lines read, to find the ones before gunicorn's shutdown (modelplane.log_tail)
 TIMEOUT = 10
 
 
@@ -34,9 +36,12 @@ class PodFailure:
     state: str
     restarts: int
     log_tail: tuple[str, ...]
+    deployment: str | None = None
+    """The endpoint's named deployment the pod serves (None: the endpoint's only Deployment)."""
 
     def lines(self) -> list[str]:
-        where = f"pod {self.namespace}/{self.pod} (endpoint '{self.endpoint}')"
+        serves = f", deployment '{self.deployment}'" if self.deployment else ""
+        where = f"pod {self.namespace}/{self.pod} (endpoint '{self.endpoint}'{serves})"
         head = f"{where}: {self.state}, restarted {self.restarts} times"
         return [head, *(f"  | {line}" for line in self.log_tail)]
 
@@ -122,23 +127,25 @@ def _failure(session: requests.Session, server: str, pod: dict[str, Any]) -> Pod
     status = (pod.get("status", {}).get("containerStatuses") or [{}])[0]
     restarts = int(status.get("restartCount", 0))
     path = f"{server}/api/v1/namespaces/{metadata['namespace']}/pods/{metadata['name']}/log"
-    params: dict[str, Any] = {"tailLines": LOG_LINES, "previous": "true" if restarts else "false"}
+    params: dict[str, Any] = {"tailLines": LOG_SCAN, "previous": "true" if restarts else "false"}
     try:
         response = session.get(path, params=params, timeout=TIMEOUT)
         log = (
-            response.text.splitlines()
+            telling_tail(response.text, LOG_LINES).splitlines()
             if response.ok
             else [f"(no log: HTTP {response.status_code}: {response.text[:300]})"]
         )
     except requests.RequestException as error:
         log = [f"(no log: {error})"]
+    labels = metadata.get("labels", {})
     return PodFailure(
         namespace=metadata["namespace"],
         pod=metadata["name"],
-        endpoint=metadata.get("labels", {}).get("app.kubernetes.io/name", "?"),
+        endpoint=labels.get("app.kubernetes.io/name", "?"),
         state=container_state(pod, status),
         restarts=restarts,
-        log_tail=tuple(log[-LOG_LINES:]),
+        log_tail=tuple(log),
+        deployment=labels.get(DEPLOYMENT_LABEL),
     )
 
 

@@ -35,7 +35,7 @@ import yaml
 
 from modelplane import local_metrics
 from modelplane.engine import state_root
-from modelplane.local_node import ClusterError, LocalNode, node_dir
+from modelplane.local_node import SERVICE_CIDR, ClusterError, LocalNode, node_dir
 
 CACHE = Path(os.environ.get("MODELPLANE_CACHE", Path.home() / ".cache" / "modelplane"))
 # What scripts/bootstrap-kubernetes builds; the folder name carries the versions.
@@ -44,7 +44,6 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 CONTROL_PLANE_DIR = CACHE / "kubernetes" / f"{KUBERNETES_VERSION}-etcd{ETCD_VERSION}-kwok{KWOK_VERSION}"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
-SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/24"
 # kwok manages only nodes carrying this annotation (the convention of its own docs).
 FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
@@ -286,9 +285,15 @@ class LocalCluster:
         print(f"[local-cluster] {message}", file=self.log or sys.stderr, flush=True)
 
     def spawn(
-        self, name: str, args: Sequence[str], binary: Path | None = None, env: dict[str, str] | None = None
+        self,
+        name: str,
+        args: Sequence[str],
+        binary: Path | None = None,
+        env: dict[str, str] | None = None,
+        keep_fds: Sequence[int] = (),
     ) -> None:
-        """Start one of the cluster's processes (the control plane's binary `name` unless `binary`)."""
+        """Start one of the cluster's processes (the control plane's binary `name` unless `binary`);
+        `keep_fds`: open files it inherits (a lock it then holds too)."""
         log_file = (self.workdir / "logs" / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
             [str(binary or self.root / "bin" / name), *args],
@@ -297,6 +302,7 @@ class LocalCluster:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=env,
+            pass_fds=tuple(keep_fds),
         )
         log_file.close()
 

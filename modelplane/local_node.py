@@ -35,7 +35,12 @@ NODE_BINARIES = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2
 NODE_NAME = "modelplane-node-0"
 NODE_IP = "10.240.0.2"
 NODE_POD_CIDR = "10.245.0.0/24"
+SERVICE_CIDR = "10.96.0.0/16"
 BRIDGE = "mp-cni0"
+# Pods reach each other (and Services, once kube-proxy has turned a service address into a pod's) on the
+# bridge; whatever else a pod sends is dropped at the node, whatever the host's default FORWARD policy.
+POD_FORWARD_RULES = (("-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"), ("-i", BRIDGE, "-j", "DROP"))
+POD_RULE_COMMENT = ("-m", "comment", "--comment", "modelplane node: pods stay on the bridge")
 CNI_BIN = Path("/usr/lib/cni")
 RUNC = "/usr/sbin/runc"
 RUNC_ROOT = "/run/containerd/runc/k8s.io"  # where containerd's runc shim keeps its state for "k8s.io"
@@ -45,6 +50,9 @@ KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
 ROUTE_LOCALNET = Path("/proc/sys/net/ipv4/conf/all/route_localnet")
 # One real node per machine: it owns NODE_IP, the bridge and the kube-proxy rules.
 NODE_LOCK = Path(tempfile.gettempdir()) / "modelplane-node.lock"
+# The registry's blobs outlive a cluster (one runs at a time, under NODE_LOCK): an image pushed before is
+# not pushed again, only its new layers.
+REGISTRY_STORAGE = CACHE / "registry"
 
 
 def node_dir(kubernetes_version: str) -> Path:
@@ -114,7 +122,12 @@ def cni_config() -> dict[str, object]:
         "isGateway": True,
         "ipMasq": False,
         "hairpinMode": True,
-        "ipam": {"type": "host-local", "ranges": [[{"subnet": NODE_POD_CIDR}]]},
+        # Service addresses are reached through the node (kube-proxy's rules), and nothing else is routed.
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": NODE_POD_CIDR}]],
+            "routes": [{"dst": SERVICE_CIDR}],
+        },
     }
     return {
         "cniVersion": "1.0.0",
@@ -196,11 +209,18 @@ class LocalNode:
         self.netns_before = set(_netns())
         self.route_localnet = ROUTE_LOCALNET.read_text().strip()
         self._add_address()
+        _forward_pod_traffic()
         self.registry = self._start_registry()
         self._start_containerd()
         self._start_kubelet()
         self._start_kube_proxy()
         self.cluster.wait_for(f"node {NODE_NAME} Ready", self._ready, timeout=120)
+
+    def _spawn(self, name: str, args: list[str], binary: Path, env: dict[str, str] | None = None) -> None:
+        """A node process, which holds the node lock too: while any of them runs (even after the
+        process that started the node was killed), no second node can start."""
+        assert self.lock is not None
+        self.cluster.spawn(name, args, binary=binary, env=env, keep_fds=(self.lock.fileno(),))
 
     def _add_address(self) -> None:
         if NODE_IP not in run_command("ip", "-o", "addr", "show", "dev", "lo").stdout:
@@ -220,12 +240,12 @@ class LocalNode:
         config = {
             "version": 0.1,
             "log": {"level": "warn"},
-            "storage": {"filesystem": {"rootdirectory": str(folder / "data")}, "delete": {"enabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(REGISTRY_STORAGE)}, "delete": {"enabled": True}},
             "http": {"addr": credentials.address},
             "auth": {"htpasswd": {"realm": "modelplane", "path": str(folder / "htpasswd")}},
         }
         (folder / "config.yml").write_text(json.dumps(config))
-        self.cluster.spawn("registry", ["serve", str(folder / "config.yml")], binary=Path("/usr/bin/docker-registry"))
+        self._spawn("registry", ["serve", str(folder / "config.yml")], binary=Path("/usr/bin/docker-registry"))
         credentials.write(self.cluster.workdir / "registry.json")
         return credentials
 
@@ -246,9 +266,7 @@ class LocalNode:
         (root / "config.toml").write_text(config)
         binaries = self.root / "bin"
         env = {**os.environ, "PATH": f"{binaries}:{os.environ.get('PATH', '')}"}
-        self.cluster.spawn(
-            "containerd", ["--config", str(root / "config.toml")], binary=binaries / "containerd", env=env
-        )
+        self._spawn("containerd", ["--config", str(root / "config.toml")], binary=binaries / "containerd", env=env)
         self.cluster.wait_for("containerd", self.socket.exists)
         self.ctr("images", "import", str(self.root / "pause.tar"))
 
@@ -260,7 +278,7 @@ class LocalNode:
         ports = (self.cluster.free_port(), self.cluster.free_port())
         config = kubelet_config(self.socket, *ports, client_ca=self.cluster.workdir / "pki" / "ca.crt")
         (self.folder / "kubelet.json").write_text(json.dumps(config))
-        self.cluster.spawn(
+        self._spawn(
             "kubelet",
             [
                 f"--config={self.folder / 'kubelet.json'}",
@@ -273,7 +291,7 @@ class LocalNode:
         )
 
     def _start_kube_proxy(self) -> None:
-        self.cluster.spawn(
+        self._spawn(
             "kube-proxy",
             [
                 f"--kubeconfig={self.cluster.kubeconfig}",
@@ -314,15 +332,16 @@ class LocalNode:
         run_command("ip", "link", "delete", BRIDGE)
         run_command("ip", "addr", "del", f"{NODE_IP}/32", "dev", "lo")
         _drop_kubelet_chains()
+        _stop_forwarding_pod_traffic()
         ROUTE_LOCALNET.write_text(self.route_localnet)
         shutil.rmtree(self.folder / "kubelet", ignore_errors=True)
         self.lock.close()
         self.lock = None
 
 
-def _take_node_lock(owner: str) -> IO[str]:
+def _take_node_lock(owner: str, path: Path = NODE_LOCK) -> IO[str]:
     """The machine's node lock, or a ClusterError naming the cluster that holds it."""
-    handle = NODE_LOCK.open("a+")
+    handle = path.open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -360,6 +379,19 @@ def _drop_kubelet_chains() -> None:
                     run_command(tool, "-t", table, "-D", hook, "-j", chain)
                 run_command(tool, "-t", table, "-F", chain)
                 run_command(tool, "-t", table, "-X", chain)
+
+
+def _forward_pod_traffic() -> None:
+    """POD_FORWARD_RULES at the head of FORWARD, in their order (once, however often the node starts)."""
+    _stop_forwarding_pod_traffic()
+    for position, rule in enumerate(POD_FORWARD_RULES, start=1):
+        run_command("iptables", "-I", "FORWARD", str(position), *rule[:-2], *POD_RULE_COMMENT, *rule[-2:], check=True)
+
+
+def _stop_forwarding_pod_traffic() -> None:
+    for rule in POD_FORWARD_RULES:
+        while run_command("iptables", "-D", "FORWARD", *rule[:-2], *POD_RULE_COMMENT, *rule[-2:]).returncode == 0:
+            pass
 
 
 def _netns() -> list[str]:

@@ -19,7 +19,7 @@ import yaml
 from modelplane.aml_v2 import code_of, environment_of
 from modelplane.constants import PRODUCTION_MIN_INSTANCES, PRODUCTION_MIN_VCPUS, is_production
 from modelplane.spec import AciEndpointSpec, AksEndpointSpec, StackSpec
-from modelplane.spec.schema import ImageSpec, LivenessProbe, path_fields
+from modelplane.spec.schema import AksDeploymentSpec, ImageSpec, LivenessProbe, path_fields
 
 SCHEMAS = "https://azuremlschemas.azureedge.net/latest"
 MIGRATED_DEPLOYMENT = "blue"
@@ -105,16 +105,26 @@ def probe_of(probe: LivenessProbe) -> dict[str, int]:
     }
 
 
-def online_deployment(name: str, endpoint: AciEndpointSpec | AksEndpointSpec, migration: Migration) -> dict[str, Any]:
-    """A v1 endpoint's settings as one v2 deployment's (the stack's `deployments.blue`)."""
+def online_deployment(
+    name: str,
+    endpoint: AciEndpointSpec | AksEndpointSpec,
+    migration: Migration,
+    served: AksDeploymentSpec | None = None,
+) -> dict[str, Any]:
+    """A v1 endpoint's settings as one v2 deployment's (the stack's `deployments.blue`); `served`: one of
+    an AKS endpoint's named deployments, with its own image and sizing."""
     where = f"endpoints.{name}"
     gpus = endpoint.gpu_cores if isinstance(endpoint, AksEndpointSpec) else 0
-    instance_type = instance_type_for(endpoint.cpu_cores, endpoint.memory_gb, gpus)
+    cpu = (served.cpu_cores if served else None) or endpoint.cpu_cores
+    memory = (served.memory_gb if served else None) or endpoint.memory_gb
+    instance_type = instance_type_for(cpu, memory, gpus)
     migration.notes.append(
-        f"{where}: instance_type {instance_type} holds cpu_cores {endpoint.cpu_cores}, memory_gb {endpoint.memory_gb}"
+        f"{where}: instance_type {instance_type} holds cpu_cores {cpu}, memory_gb {memory}"
         + (f", gpu_cores {gpus}" if gpus else "")
     )
-    deployment: dict[str, Any] = {"image": endpoint.image, "instance_type": instance_type, "instance_count": 1}
+    image = served.image if served else endpoint.image
+    instances = (served.num_replicas if served else None) or 1
+    deployment: dict[str, Any] = {"image": image, "instance_type": instance_type, "instance_count": instances}
     if endpoint.enable_app_insights:
         deployment["app_insights_enabled"] = True
     if isinstance(endpoint, AksEndpointSpec):
@@ -164,12 +174,27 @@ def online_endpoint(
         migrated["description"] = endpoint.description
     if endpoint.tags:
         migrated["tags"] = dict(endpoint.tags)
-    deployment = online_deployment(name, endpoint, migration)
-    if production:
-        deployment = production_sized(where, deployment, migration)
-    migrated["deployments"] = {MIGRATED_DEPLOYMENT: deployment}
-    migrated["traffic"] = {MIGRATED_DEPLOYMENT: 100}
+    migrated.update(online_deployments(name, endpoint, migration, production))
     return migrated
+
+
+def online_deployments(
+    name: str, endpoint: AciEndpointSpec | AksEndpointSpec, migration: Migration, production: bool
+) -> dict[str, Any]:
+    """`deployments`, `traffic` and `mirror_traffic` of the v2 endpoint: an AKS endpoint's named
+    deployments keep their names and shares; a single deployment becomes MIGRATED_DEPLOYMENT."""
+    if isinstance(endpoint, AksEndpointSpec) and endpoint.routed:
+        declared = {d: online_deployment(name, endpoint, migration, served) for d, served in endpoint.serving.items()}
+        shares: dict[str, Any] = {"traffic": endpoint.live_traffic}
+        if endpoint.mirror_traffic:
+            shares["mirror_traffic"] = dict(endpoint.mirror_traffic)
+    else:
+        declared = {MIGRATED_DEPLOYMENT: online_deployment(name, endpoint, migration)}
+        shares = {"traffic": {MIGRATED_DEPLOYMENT: 100}}
+    if production:
+        where = f"endpoints.{name}"
+        declared = {d: production_sized(where, deployment, migration) for d, deployment in declared.items()}
+    return {"deployments": declared, **shares}
 
 
 def relative(path: Path, base: Path) -> str:

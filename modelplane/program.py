@@ -8,6 +8,7 @@ registry, resource options). `__main__.py` runs it through `modelplane.startup`;
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,8 @@ class StackOutputs:
     edge: dict[str, EdgeModule] = field(default_factory=dict)
     fpga: dict[str, FpgaService] = field(default_factory=dict)
     batch: dict[str, BatchEndpoint] = field(default_factory=dict)
+    router_images: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    """The router image of each cluster with AKS endpoints that have deployments."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,9 @@ def image_registry(context: BuildContext, image_name: str) -> RegistryTarget | N
     if context.azure is not None:
         return context.azure.registry
     clusters = [
-        e.cluster for e in context.spec.endpoints.values() if isinstance(e, AksEndpointSpec) and e.image == image_name
+        e.cluster
+        for e in context.spec.endpoints.values()
+        if isinstance(e, AksEndpointSpec) and any(d.image == image_name for d in e.serving.values())
     ]
     return next((found for name in clusters if (found := cluster_registry(context, name)) is not None), None)
 
@@ -236,8 +241,14 @@ def build_endpoints(context: BuildContext) -> None:
         context.out.endpoints[name] = built
 
 
+def body_limit(context: BuildContext, deployments: Iterable[str]) -> int:
+    """The largest body every deployment's image takes: what the endpoint's router lets through."""
+    return min(context.spec.images[image].max_body_bytes for image in deployments)
+
+
 def local_endpoint(context: BuildContext, name: str, endpoint: LocalEndpointSpec) -> LocalEndpoint:
     args = LocalEndpointArgs(
+        max_body_bytes=body_limit(context, (d.image for d in endpoint.serving.values())),
         endpoint_name=name,
         spec=endpoint,
         image_refs={
@@ -291,7 +302,9 @@ def aks_endpoint(context: BuildContext, name: str, endpoint: AksEndpointSpec) ->
     args = AksEndpointArgs(
         endpoint_name=name,
         spec=endpoint,
-        image_ref=context.out.images[endpoint.image].image_ref,
+        image_refs={deployment: context.out.images[d.image].image_ref for deployment, d in endpoint.serving.items()},
+        router_image=router_image(context, endpoint.cluster) if endpoint.routed else None,
+        max_body_bytes=body_limit(context, (d.image for d in endpoint.serving.values())),
         cluster=context.out.clusters[endpoint.cluster],
         registry=cluster_registry(context, endpoint.cluster),
         service_type=context.spec.clusters[endpoint.cluster].service_type,
@@ -299,6 +312,38 @@ def aks_endpoint(context: BuildContext, name: str, endpoint: AksEndpointSpec) ->
         app_insights_key=context.azure.workspace.insights_key if context.azure is not None else None,
     )
     return AksEndpoint(f"endpoint-{name}", args, context.opts)
+
+
+def router_image(context: BuildContext, cluster_name: str) -> pulumi.Output[str]:
+    """The router image (nginx) of the AKS endpoints with deployments on a cluster: built once per
+    cluster and pushed where the cluster pulls from."""
+    if cluster_name not in context.out.router_images:
+        from modelplane.providers.docker import Image
+        from modelplane.router import ROUTER_DOCKERFILE, ROUTER_IMAGE
+
+        build = context.options.state_dir / "build" / context.stack_name / "router"
+        build.mkdir(parents=True, exist_ok=True)
+        (build / "Dockerfile").write_text(ROUTER_DOCKERFILE)
+        # A tag of the stack's own: deleting it never takes the image local endpoints' routers run.
+        repository = ROUTER_IMAGE.removeprefix("modelplane/")
+        props: dict[str, object] = {
+            "context": str(build),
+            "dockerfile": "Dockerfile",
+            "tag": f"modelplane/{context.stack_name}-{repository}",
+            "labels": {"modelplane.image": "router"},
+        }
+        registry = cluster_registry(context, cluster_name)
+        if registry is not None:
+            props["tag"] = pulumi.Output.concat(registry.server, f"/modelplane-{repository}")
+            props["registry"] = {
+                "server": registry.server,
+                "username": registry.username,
+                "password": registry.password,
+            }
+        cluster = pulumi.ResourceOptions(parent=context.out.clusters[cluster_name])
+        image = Image(f"router-image-{cluster_name}", props, opts=cluster)
+        context.out.router_images[cluster_name] = image.tag
+    return context.out.router_images[cluster_name]
 
 
 def build_edge(context: BuildContext) -> None:

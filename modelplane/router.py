@@ -16,17 +16,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelplane.base_images import DEFAULT_BASE
+from modelplane.runtime.ports import MAX_BODY_BYTES
 
 ROUTER_PORT = 8080
 CONFIG_PATH = "/etc/modelplane/nginx.conf"
+PID_FILE = "/run/nginx.pid"
 # Answers with the digest of the configuration that answers: a reload is done when it says the new one.
 CONFIG_PROBE = "/_modelplane/router"
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 DOCKER_DNS = "127.0.0.11"
 # A request may take as long as the scoring server allows (SCORING_TIMEOUT_MS, 60 s by default) and
-# carry an image: nginx's defaults (60 s, 1 MB) would cut both.
+# carry an image up to the scoring server's limit: nginx's defaults (60 s, 1 MB) would cut both.
 PROXY_TIMEOUT_S = 300
-MAX_BODY = "100m"
+BODY_PLACEHOLDER = "{max_body_bytes}"
+TOO_LARGE = json.dumps({"error": f"the request body is over the limit of {BODY_PLACEHOLDER} bytes"})
+# Every request the router passes on is a new connection to a deployment (the scoring server closes
+# each), whose port then waits a minute in TIME_WAIT: with the default range (28,000 ports) and no
+# reuse, a router past ~450 requests/s to one deployment runs out of ports. A wide range, and reusing
+# ports in TIME_WAIT for new connections out (safe with TCP timestamps), lift that ceiling.
+ROUTER_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": "1"}
 ROUTER_DOCKERFILE = f"""FROM {DEFAULT_BASE.image}
 RUN apt-get update -qq \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null \\
@@ -125,26 +133,29 @@ def _mirror_location(routes: list[Route]) -> str:
         }}"""
 
 
-def render_config(endpoint: str, routes: list[Route]) -> str:
+def render_config(
+    endpoint: str, routes: list[Route], resolver: str | None = DOCKER_DNS, max_body_bytes: int = MAX_BODY_BYTES
+) -> str:
     """The router's nginx.conf, which answers CONFIG_PROBE with a digest of itself (taken with a
-    placeholder in the digest's place)."""
-    body = _render(endpoint, routes, DIGEST_PLACEHOLDER)
+    placeholder in the digest's place). `resolver` finds hosts given by name; None when every host
+    is an address (a Kubernetes Service's). `max_body_bytes`: the deployments' own limit, refused here."""
+    body = _render(endpoint, routes, DIGEST_PLACEHOLDER, resolver).replace(BODY_PLACEHOLDER, str(max_body_bytes))
     return body.replace(DIGEST_PLACEHOLDER, hashlib.sha256(body.encode()).hexdigest()[:16])
 
 
-def _render(endpoint: str, routes: list[Route], digest: str) -> str:
+def _render(endpoint: str, routes: list[Route], digest: str, resolver: str | None) -> str:
+    resolving = f"\n    resolver {resolver} valid=2s ipv6=off;" if resolver else ""
     return f"""# The router of endpoint {endpoint} (Modelplane): {", ".join(f"{r.name} {r.traffic}%" for r in routes)}
 worker_processes 2;
-pid /run/nginx.pid;
+pid {PID_FILE};
 error_log stderr warn;
 events {{
     worker_connections 4096;
 }}
 http {{
     access_log off;
-    server_tokens off;
-    resolver {DOCKER_DNS} valid=2s ipv6=off;
-    client_max_body_size {MAX_BODY};
+    server_tokens off;{resolving}
+    client_max_body_size {BODY_PLACEHOLDER};
     proxy_http_version 1.1;
     proxy_connect_timeout 5s;
     proxy_read_timeout {PROXY_TIMEOUT_S}s;
@@ -154,6 +165,11 @@ http {{
 {_mirror(routes)}
     server {{
         listen {ROUTER_PORT};
+        error_page 413 @too_large;
+        location @too_large {{
+            default_type application/json;
+            return 413 '{TOO_LARGE}';
+        }}
         location = {CONFIG_PROBE} {{
             default_type text/plain;
             {PROBE_ANSWER}{digest}";

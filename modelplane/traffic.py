@@ -73,3 +73,19 @@ def shift_line(endpoint: str, before: Mapping[str, int], after: Mapping[str, int
     if all(before.get(name, 0) == after.get(name, 0) for name in names):
         return None
     return f"endpoint {endpoint}: traffic {', '.join(moved)}"
+
+
+SHARE_KEYS = ("traffic", "mirror_traffic")
+
+
+def share_entries(traffic: Mapping[str, int], mirror: Mapping[str, int]) -> dict[str, str]:
+    """Both maps as flat string entries (`traffic.blue: "90"`), as a Kubernetes ConfigMap holds them."""
+    entries = {f"traffic.{name}": str(share) for name, share in traffic.items()}
+    entries.update({f"mirror_traffic.{name}": str(share) for name, share in mirror.items()})
+    return entries
+
+
+def shares_from_entries(entries: Mapping[str, object], key: str) -> dict[str, int]:
+    """One map (`traffic` or `mirror_traffic`) back from `share_entries`' entries."""
+    prefix = f"{key}."
+    return {name.removeprefix(prefix): int(str(share)) for name, share in entries.items() if name.startswith(prefix)}

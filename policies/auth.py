@@ -11,7 +11,7 @@ from policies.rules import (
     RuleConfig,
     env_names,
     is_local_container,
-    is_modelplane_deployment,
+    is_scoring_deployment,
     pod_containers,
 )
 
@@ -27,7 +27,7 @@ def endpoint_auth(resource: Resource, _config: RuleConfig) -> list[str]:
         for container in resource.props.get("containers") or []:
             if not _has_keys(env_names(container)):
                 return [f"Enable auth on ACI endpoint {resource.props.get('containerGroupName')}: it takes no key."]
-    if is_modelplane_deployment(resource):
+    if is_scoring_deployment(resource):
         for container in pod_containers(resource):
             if not _has_keys(env_names(container, kubernetes=True)):
                 name = resource.labels().get("app.kubernetes.io/name", resource.name)
@@ -47,7 +47,7 @@ def local_endpoint_auth(resource: Resource, _config: RuleConfig) -> list[str]:
 
 
 def aks_production_token_auth(resource: Resource, _config: RuleConfig) -> list[str]:
-    if not (is_modelplane_deployment(resource) and resource.production):
+    if not (is_scoring_deployment(resource) and resource.production):
         return []
     for container in pod_containers(resource):
         mode = env_names(container, kubernetes=True).get(AUTH_MODE_VARIABLE, {}).get("value")
@@ -69,7 +69,7 @@ def keys_as_secrets(resource: Resource, _config: RuleConfig) -> list[str]:
                     problems.append(
                         f"Pass {variable} of ACI endpoint {resource.props.get('containerGroupName')} as a secureValue."
                     )
-    if is_modelplane_deployment(resource):
+    if is_scoring_deployment(resource):
         for container in pod_containers(resource):
             for variable, item in env_names(container, kubernetes=True).items():
                 if variable in KEY_VARIABLES and "valueFrom" not in item:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from modelplane.constants import ACI_MAX_CPU, ACI_MAX_MEMORY_GB
-from policies.rules import Resource, Rule, RuleConfig, is_modelplane_deployment
+from modelplane.constants import ACI_MAX_CPU, ACI_MAX_MEMORY_GB, DEPLOYMENT_LABEL
+from policies.rules import Resource, Rule, RuleConfig, is_modelplane_deployment, is_router_config, traffic_shares
 
 ACI = "azure-native:containerinstance:ContainerGroup"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -52,18 +52,43 @@ def autoscale_bounds(resource: Resource, _config: RuleConfig) -> list[str]:
     return []
 
 
-def replicas_in_production(resource: Resource, _config: RuleConfig) -> list[str]:
-    if not resource.production:
-        return []
+def _serving(resource: Resource) -> str:
+    """`endpoint web`, or `deployment blue of endpoint web` for one of its named deployments."""
+    deployment = resource.labels().get(DEPLOYMENT_LABEL)
+    return f"deployment {deployment} of endpoint {_name(resource)}" if deployment else f"endpoint {_name(resource)}"
+
+
+def _too_few_replicas(resource: Resource) -> list[str]:
     if resource.type == HPA:
         low = int((resource.props.get("spec") or {}).get("minReplicas") or 1)
         if low < 2:
-            return [f"Run endpoint {_name(resource)} with at least 2 replicas in production (min_replicas {low})."]
+            return [f"Run {_serving(resource)} with at least 2 replicas in production (min_replicas {low})."]
     if is_modelplane_deployment(resource):
         replicas = (resource.props.get("spec") or {}).get("replicas")
         if replicas is not None and int(replicas) < 2:
-            return [f"Run endpoint {_name(resource)} with at least 2 replicas in production ({replicas})."]
+            return [f"Run {_serving(resource)} with at least 2 replicas in production ({replicas})."]
     return []
+
+
+def _idle_deployments(resources: Sequence[Resource]) -> set[tuple[str, str]]:
+    """(endpoint, deployment) of the named deployments that take no live traffic, from their routers."""
+    idle = set()
+    for router in (r for r in resources if is_router_config(r)):
+        endpoint = _name(router)
+        idle |= {(endpoint, d) for d, share in (traffic_shares(router, "traffic") or {}).items() if share == 0}
+    return idle
+
+
+def replicas_in_production(resources: Sequence[Resource], _config: RuleConfig) -> list[tuple[str, str]]:
+    """Every Deployment that takes live traffic (and every router) keeps a spare replica in production;
+    a deployment with no live traffic (a green waiting for its share, a mirror) may run one."""
+    idle = _idle_deployments(resources)
+    return [
+        (resource.name, message)
+        for resource in resources
+        if resource.production and (_name(resource), resource.labels().get(DEPLOYMENT_LABEL, "")) not in idle
+        for message in _too_few_replicas(resource)
+    ]
 
 
 def tls_in_production(resources: Sequence[Resource], _config: RuleConfig) -> list[tuple[str, str]]:
@@ -91,9 +116,9 @@ RULES = [
     ),
     Rule(
         "replicas-in-production",
-        "Production endpoints keep 2+ replicas for zero-downtime updates.",
+        "Production endpoints keep 2+ replicas behind every deployment with live traffic.",
         "mandatory",
-        check=replicas_in_production,
+        stack_check=replicas_in_production,
     ),
     Rule(
         "aks-tls-in-production",

@@ -6,7 +6,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from modelplane.constants import DYNAMIC_TYPES, ENVIRONMENT_LABEL, MANAGED_BY_LABEL, is_production
+from modelplane.constants import (
+    COMPONENT_LABEL,
+    DYNAMIC_TYPES,
+    ENVIRONMENT_LABEL,
+    KUBE_ROUTER_CONFIG_TYPE,
+    MANAGED_BY_LABEL,
+    ROUTER_COMPONENT,
+    TRAFFIC_TYPES,
+    is_production,
+)
+from modelplane.traffic import shares_from_entries
 
 Level = Literal["advisory", "mandatory", "disabled"]
 
@@ -70,6 +80,27 @@ def env_names(container: Mapping[str, Any], kubernetes: bool = False) -> dict[st
 
 def is_modelplane_deployment(resource: Resource) -> bool:
     return resource.type == "kubernetes:apps/v1:Deployment" and resource.labels().get(MANAGED_BY_LABEL) == "modelplane"
+
+
+def is_scoring_deployment(resource: Resource) -> bool:
+    """A Deployment of Modelplane's that runs the scoring server (not an endpoint's router)."""
+    return is_modelplane_deployment(resource) and resource.labels().get(COMPONENT_LABEL) != ROUTER_COMPONENT
+
+
+def is_router_config(resource: Resource) -> bool:
+    """An AKS endpoint's router configuration (a ConfigMap holding the endpoint's traffic shares)."""
+    return resource.type == KUBE_ROUTER_CONFIG_TYPE and resource.labels().get(COMPONENT_LABEL) == ROUTER_COMPONENT
+
+
+def traffic_shares(resource: Resource, key: str) -> dict[str, int] | None:
+    """`traffic` or `mirror_traffic` of a resource that routes an endpoint's requests; None for others."""
+    if resource.type in TRAFFIC_TYPES:
+        value: Any = resource.props.get(key)
+        return {str(name): int(share) for name, share in value.items()} if isinstance(value, Mapping) else {}
+    if is_router_config(resource):
+        data: Any = resource.props.get("data")
+        return shares_from_entries(data, key) if isinstance(data, Mapping) else {}
+    return None
 
 
 def pod_containers(resource: Resource) -> list[Mapping[str, Any]]:

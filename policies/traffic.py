@@ -1,43 +1,41 @@
-"""Traffic between an endpoint's deployments (local, or AML v2 online): shares that sum to 100 (or 0),
+"""Traffic between an endpoint's deployments (local, AKS, or AML v2 online): shares that sum to 100 (or 0),
 and a bounded mirror to a deployment without live traffic. The rules are modelplane.traffic's, checked
 again on the plan: a declaration cannot break them, a program or state edited by hand can."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from modelplane.constants import TRAFFIC_TYPES
 from modelplane.traffic import mirror_problems, traffic_problems
-from policies.rules import Resource, Rule, RuleConfig
-
-
-def _shares(resource: Resource, key: str) -> dict[str, int]:
-    value: Any = resource.props.get(key)
-    return {str(name): int(share) for name, share in value.items()} if isinstance(value, Mapping) else {}
+from policies.rules import Resource, Rule, RuleConfig, traffic_shares
 
 
 def _deployments(resource: Resource) -> list[str]:
     """Every deployment has a share in `traffic` (0 when it takes none); `routes` is not read: it holds
     container names that are unknown during a preview."""
-    return list(_shares(resource, "traffic"))
+    return list(traffic_shares(resource, "traffic") or {})
 
 
 def _endpoint(resource: Resource) -> str:
-    return str(resource.props.get("endpoint") or resource.props.get("endpoint_name") or resource.name)
+    return str(
+        resource.props.get("endpoint")
+        or resource.props.get("endpoint_name")
+        or resource.labels().get("app.kubernetes.io/name")
+        or resource.name
+    )
 
 
 def traffic_sums(resource: Resource, _config: RuleConfig) -> list[str]:
-    if resource.type not in TRAFFIC_TYPES:
+    traffic = traffic_shares(resource, "traffic")
+    if traffic is None:
         return []
-    problems = traffic_problems(_shares(resource, "traffic"), _deployments(resource))
-    return [f"Endpoint {_endpoint(resource)}: {problem}." for problem in problems]
+    return [
+        f"Endpoint {_endpoint(resource)}: {problem}." for problem in traffic_problems(traffic, _deployments(resource))
+    ]
 
 
 def mirror_bounds(resource: Resource, _config: RuleConfig) -> list[str]:
-    if resource.type not in TRAFFIC_TYPES:
+    mirror, traffic = traffic_shares(resource, "mirror_traffic"), traffic_shares(resource, "traffic")
+    if mirror is None or traffic is None:
         return []
-    mirror, traffic = _shares(resource, "mirror_traffic"), _shares(resource, "traffic")
     return [
         f"Endpoint {_endpoint(resource)}: {problem}."
         for problem in mirror_problems(mirror, traffic, _deployments(resource))

@@ -4,6 +4,7 @@ connection the tests make on this machine."""
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import subprocess
 import textwrap
@@ -21,6 +22,8 @@ from pulumi import automation as auto
 from modelplane.destinations import carried_here
 from modelplane.engine import EngineSettings, pulumi_command, venv_bin
 
+DEPLOYMENT_HEADER = "azureml-model-deployment"
+
 
 def destination_here(address: Any) -> bool:
     """Whether a socket address (host, port, …) is one this machine carries itself."""
@@ -29,6 +32,22 @@ def destination_here(address: Any) -> bool:
         return carried_here(str(ipaddress.ip_address(host.split("%")[0])))
     except ValueError:
         return all(carried_here(str(info[4][0])) for info in socket.getaddrinfo(host, None))
+
+
+def _interrupted(_signal: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Kubernetes module first: the longest one, it starts on a worker of its own at once (with
+    `--dist loadfile` files go to workers in this order) while the other worker runs the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("kubernetes") is None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `kill` (SIGTERM) ends a run as Ctrl-C does: fixtures tear down, so a local cluster's processes,
+    # pods and rules do not outlive the run.
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -152,7 +171,7 @@ class Load:
             try:
                 response = requests.post(self.uri, json=self.body, headers=self.headers, timeout=30)
                 failure = None if response.status_code == 200 else f"HTTP {response.status_code}: {response.text[:200]}"
-                deployment = response.headers.get("azureml-model-deployment", "")
+                deployment = response.headers.get(DEPLOYMENT_HEADER, "")
             except requests.RequestException as error:
                 failure = f"{type(error).__name__}: {error}"
             with self.lock:
@@ -170,3 +189,25 @@ class Load:
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout=60)
+
+
+def tally_answers(uri: str, key: str, body: Any, count: int, concurrency: int = 8) -> Counter[str]:
+    """`count` requests on kept-alive connections: how many each deployment answered (non-200: by status)."""
+    tally: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def worker(share: int) -> None:
+        with requests.Session() as session:
+            for _ in range(share):
+                response = session.post(uri, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+                ok = response.status_code == 200
+                label = response.headers.get(DEPLOYMENT_HEADER, "?") if ok else str(response.status_code)
+                with lock:
+                    tally[label] += 1
+
+    threads = [threading.Thread(target=worker, args=(count // concurrency,)) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return tally

@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 
+from modelplane.engine import PROJECT_ROOT
 from modelplane.plan.mocks import REGISTRY_PASSWORD, RecordingMocks, is_secret, plain, set_recording_mocks
 from modelplane.program import ProgramOptions, StackOutputs, build_stack, export
 from modelplane.providers import local_resources_provider
@@ -56,3 +57,20 @@ def run_under_mocks(
 
     program()
     return MockRun(mocks, holder["out"], resolved, secret)
+
+
+def routed_prod_stack(
+    tmp_path: Path, green: str = "{image: regression, num_replicas: 2}", traffic: str = "90, 10"
+) -> Path:
+    """stacks/prod.yaml with its `regression` endpoint as two deployments behind a router."""
+    blue, green_share = traffic.split(", ")
+    text = (PROJECT_ROOT / "stacks" / "prod.yaml").read_text().replace("../examples", str(PROJECT_ROOT / "examples"))
+    old = "    cluster: prod-aks\n    image: regression\n"
+    assert old in text
+    routed = (
+        f"    cluster: prod-aks\n    deployments:\n      blue: {{image: regression}}\n      green: {green}\n"
+        f"    traffic: {{blue: {blue}, green: {green_share}}}\n"
+    )
+    stack = tmp_path / "prod.yaml"
+    stack.write_text(text.replace(old, routed, 1))
+    return stack

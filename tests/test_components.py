@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from modelplane.constants import DYNAMIC_TYPES
 from modelplane.content import model_version
 from modelplane.naming import compact_name
+from modelplane.source import SpecError
 from modelplane.spec import AciEndpointSpec, ClusterSpec, FpgaSpec, load_stack
-from tests.mocks import REGISTRY_PASSWORD, MockRun, is_secret, run_under_mocks
+from tests.mocks import REGISTRY_PASSWORD, MockRun, is_secret, routed_prod_stack, run_under_mocks
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ROOT / "stacks"
@@ -428,3 +429,55 @@ def test_aci_deployment_config_json_keeps_every_mapped_key(tmp_path: Path) -> No
     assert isinstance(endpoint, AciEndpointSpec)
     assert (endpoint.cpu_cores, endpoint.memory_gb, endpoint.auth_enabled) == (1.5, 3, True)
     assert (endpoint.dns_name_label, endpoint.location) == ("from-json", "westeurope")
+
+
+# --- AksEndpoint with deployments -----------------------------------------------------------------
+
+
+def test_aks_deployments_run_behind_a_router_the_endpoint_service_selects(tmp_path: Path) -> None:
+    run = run_under_mocks(load_stack(routed_prod_stack(tmp_path)), tmp_path / "state", stack_name="prod")
+    blue = run.mocks.one("kubernetes:apps/v1:Deployment", "endpoint-regression-blue-deployment").inputs
+    assert blue["metadata"]["name"] == "regression-blue"
+    selector = {"app.kubernetes.io/name": "regression", "modelplane.io/deployment": "blue"}
+    assert blue["spec"]["selector"]["matchLabels"] == selector
+    assert "replicas" not in blue["spec"]  # the endpoint's autoscaler, one per deployment
+    hpa = run.mocks.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "endpoint-regression-blue-hpa").inputs
+    assert (hpa["spec"]["scaleTargetRef"]["name"], hpa["spec"]["minReplicas"]) == ("regression-blue", 2)
+    green = run.mocks.one("kubernetes:apps/v1:Deployment", "endpoint-regression-green-deployment").inputs
+    assert green["spec"]["replicas"] == 2  # its own num_replicas: no autoscaler
+    assert not [h for h in run.mocks.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler") if "green" in h.name]
+    backend = run.mocks.one("kubernetes:core/v1:Service", "endpoint-regression-blue-service").inputs["spec"]
+    assert (backend["type"], backend["selector"]) == ("ClusterIP", selector)
+
+    config = run.mocks.one("kubernetes:core/v1:ConfigMap", "endpoint-regression-router-config").inputs
+    assert "name" not in config["metadata"]  # a new one for each configuration
+    assert {k: v for k, v in config["data"].items() if k != "nginx.conf"} == {
+        "traffic.blue": "90",
+        "traffic.green": "10",
+    }
+    nginx = config["data"]["nginx.conf"]
+    assert "split_clients" in nginx and "add_header azureml-model-deployment $deployment always;" in nginx
+    assert "resolver" not in nginx  # Service addresses, nothing to resolve
+    router = run.mocks.one("kubernetes:apps/v1:Deployment", "endpoint-regression-router").inputs
+    assert router["spec"]["replicas"] == 2
+    pod = router["spec"]["template"]["spec"]
+    assert pod["containers"][0]["readinessProbe"]["httpGet"] == {"path": "/_modelplane/router", "port": 8080}
+    assert pod["volumes"][0]["configMap"]["items"] == [{"key": "nginx.conf", "path": "nginx.conf"}]
+    image = run.mocks.one(DYNAMIC_TYPES["image"], "router-image-prod-aks").inputs
+    assert image["tag"].endswith("/modelplane-router:" + image["tag"].rsplit(":", 1)[1])
+    service = run.mocks.one("kubernetes:core/v1:Service", "endpoint-regression-service").inputs["spec"]
+    assert service["selector"] == {"app.kubernetes.io/name": "regression", "app.kubernetes.io/component": "router"}
+    assert service["ports"][0]["targetPort"] == 8080
+    # No Deployment of the endpoint as a whole: its deployments serve.
+    assert not [
+        d for d in run.mocks.of_type("kubernetes:apps/v1:Deployment") if d.name == "endpoint-regression-deployment"
+    ]
+
+
+def test_aks_deployment_sizes_stay_within_the_endpoint_limits(tmp_path: Path) -> None:
+    stack = routed_prod_stack(tmp_path, green="{image: regression, cpu_cores: 2}")
+    stack.write_text(
+        stack.read_text().replace("    cpu_cores: 0.5\n", "    cpu_cores: 0.5\n    cpu_cores_limit: 1\n", 1)
+    )
+    with pytest.raises(SpecError, match=r"cpu_cores_limit \(1.0\) is below deployment green's cpu_cores \(2.0\)"):
+        load_stack(stack)

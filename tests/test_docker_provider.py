@@ -69,7 +69,7 @@ def test_a_resource_left_from_a_failed_update_leaves_its_successors_image(tmp_pa
 
 
 def test_a_failure_shows_why_the_worker_failed_not_gunicorns_halt() -> None:
-    from modelplane.providers.docker import telling_tail
+    from modelplane.log_tail import telling_tail
 
     log = "\n".join(
         [

@@ -8,6 +8,10 @@ their probes, calls through the NodePort (with and without the key) → no perpe
 rolls the Deployment → drift (the HPA's bounds, deleted Service, changed Secret) found and remediated →
 metrics-server's CPU metrics make the HPA scale out under load → the policy pack's AKS rules on the
 real preview → destroy.
+
+Before that stack, one of its own (TestDeploymentsBehindARouter): an AKS endpoint with blue and green
+deployments behind its router — a mirror, a 90/10 split, a shift and a model update under load, and a
+deployment that never gets ready — deployed and destroyed while the node has room for it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +41,7 @@ from modelplane.local_cluster import LocalCluster, free_port, missing_binaries
 from modelplane.local_metrics import pod_metrics
 from modelplane.local_node import NODE_NAME, ClusterError
 from modelplane.runtime.ports import METRICS_PORT
-from tests.conftest import Load, modelplane, succeeded
+from tests.conftest import Load, modelplane, succeeded, tally_answers
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker, pytest.mark.kubernetes]
 
@@ -143,6 +148,156 @@ def _wait_for(what: str, condition: Any, seconds: float = 120) -> None:
             return
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- deployments and traffic (a stack of its own, deployed and destroyed before the one above) ------
+
+
+def _retrain(folder: Path, alpha: float, target: float) -> Ridge:
+    model = Ridge(alpha=alpha).fit([[float(i == j) for j in range(10)] for i in range(10)], [target] * 10)
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, folder / "sklearn_regression_model.pkl")
+    return model
+
+
+@dataclass
+class RoutedStack:
+    """An AKS endpoint `web` with named deployments behind its router, declared step by step."""
+
+    stack: KubeStack
+    folder: Path
+
+    def declare(self, deployments: str, traffic: str, mirror: str = "") -> None:
+        kube = self.stack.cluster.kubeconfig
+        self.stack.file.write_text(
+            f"""\
+models:
+  v1: {{path: {self.folder}/example/model/sklearn_regression_model.pkl, framework: scikit-learn}}
+  v2: {{path: {self.folder}/retrained/sklearn_regression_model.pkl, framework: scikit-learn}}
+images:
+  scorer-v1: {{inference_config: example/inferenceconfig.json, source_directory: example, models: [v1]}}
+  scorer-v2: {{inference_config: example/inferenceconfig.json, source_directory: example, models: [v2]}}
+  broken: {{inference_config: broken/inferenceconfig.json, source_directory: broken, models: [v1]}}
+clusters:
+  local-k8s:
+    attach: {{kubeconfig: {kube}, registry: {kube.parent / "registry.json"}, node_address: 127.0.0.1}}
+    kubernetes_version: "1.36"
+    service_type: NodePort
+endpoints:
+  web:
+    compute_type: aks
+    cluster: local-k8s
+    cpu_cores: 0.5
+    memory_gb: 0.5
+    num_replicas: 1
+    replica_max_concurrent_requests: 2
+    liveness_probe: {{initial_delay_seconds: 10, period_seconds: 5}}
+    deployments: {deployments}
+    traffic: {traffic}
+{f"    mirror_traffic: {mirror}" if mirror else ""}
+"""
+        )
+
+    @property
+    def uri(self) -> str:
+        return str(self.stack.outputs()["endpoints"]["web"]["scoring_uri"])
+
+    def key(self) -> str:
+        return str(self.stack.outputs(show_secrets=True)["endpoint_keys"]["web"]["primary_key"])
+
+    def scored(self, deployment: str) -> int:
+        """Scoring requests a deployment's pods answered, from the AML server's request log."""
+        selector = f"modelplane.io/deployment={deployment}"
+        log = self.stack.cluster.kubectl("logs", "-n", "default", "-l", selector, "--tail=-1", "--prefix")
+        return sum("/score" in line and "POST" in line for line in log.splitlines())
+
+
+@pytest.fixture(scope="class")
+def routed(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoutedStack]:
+    folder = tmp_path_factory.mktemp("k8s-routed")
+    example = EXAMPLES / "sklearn-regression"
+    shutil.copytree(example, folder / "example", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(example, folder / "broken", ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "broken" / "score.py").write_text(
+        "def init():\n    raise RuntimeError('the model file is corrupt (a test)')\n\n\n"
+        "def run(data):\n    return data\n"
+    )
+    _retrain(folder / "retrained", alpha=0.1, target=100.0)
+    workdir = folder / "work"
+    (workdir / "state").mkdir(parents=True)
+    (workdir / "passphrase").write_text("k8s-routed-passphrase-not-a-secret\n")
+    env = {**os.environ, "MODELPLANE_STATE": str(workdir)}
+    env.pop("PULUMI_CONFIG_PASSPHRASE", None)
+    name = f"k8s-routed-{free_port()}"
+    handle = RoutedStack(KubeStack(name, folder / f"{name}.yaml", env, cluster, folder / "example" / "model"), folder)
+    yield handle
+    handle.stack.cli("destroy", "--yes", check=False)
+    (PROJECT_ROOT / f"Pulumi.{name}.yaml").unlink(missing_ok=True)
+
+
+BLUE_GREEN = "{blue: {image: scorer-v1}, green: {image: scorer-v2}}"
+
+
+# First in the module: the node has room for these deployments before the main stack's.
+class TestDeploymentsBehindARouter:
+    def test_mirrored_requests_reach_the_mirror_and_never_the_caller(self, routed: RoutedStack) -> None:
+        routed.declare(BLUE_GREEN, "{blue: 100, green: 0}", mirror="{green: 20}")
+        routed.stack.cli("up", "--yes")
+        router = routed.stack.get("deployment", "web-router", "-n", "default")
+        assert router["status"]["readyReplicas"] == 2, router["status"]
+        service = routed.stack.get("service", "web", "-n", "default")["spec"]
+        assert service["selector"] == {"app.kubernetes.io/name": "web", "app.kubernetes.io/component": "router"}
+        before = routed.scored("green")
+        tally = tally_answers(routed.uri, routed.key(), SAMPLE, 2_000)
+        assert tally == Counter({"blue": 2_000}), tally
+        _wait_for("the mirrored requests in green's log", lambda: routed.scored("green") - before >= 300, 30)
+        assert 300 <= routed.scored("green") - before <= 500  # 20% of 2,000
+        # Without a key the router passes the request on and the deployment's gate refuses it.
+        assert requests.post(routed.uri, json=SAMPLE, timeout=30).status_code == 401
+
+    def test_live_traffic_lands_by_weight(self, routed: RoutedStack) -> None:
+        routed.declare(BLUE_GREEN, "{blue: 90, green: 10}")
+        line = "endpoint web: traffic blue 100→90, green 0→10"
+        plan = routed.stack.cli("plan", "--format", "json", "--detailed-exitcode", check=False)
+        assert [s["line"] for s in json.loads(plan.stdout)["trafficShifts"]] == [line], plan.stdout[-3000:]
+        routed.stack.cli("up", "--yes")
+        tally = tally_answers(routed.uri, routed.key(), SAMPLE, 10_000, concurrency=16)
+        assert sum(tally.values()) == 10_000 and set(tally) == {"blue", "green"}, tally
+        assert 8_800 <= tally["blue"] <= 9_200 and 800 <= tally["green"] <= 1_200, tally
+
+    def test_a_traffic_shift_under_load_loses_nothing(self, routed: RoutedStack) -> None:
+        routed.declare(BLUE_GREEN, "{blue: 0, green: 100}")
+        text = routed.stack.cli("plan", "--detailed-exitcode", check=False).stdout
+        assert "endpoint web: traffic blue 90→0, green 10→100" in text, text[-3000:]
+        with Load(routed.uri, routed.key(), SAMPLE, concurrency=4) as load:
+            routed.stack.cli("up", "--yes")
+        assert load.requests > 50 and load.failures == [], (load.requests, load.failures[:10])
+        assert set(load.answered_by) == {"blue", "green"}, load.answered_by
+        assert tally_answers(routed.uri, routed.key(), SAMPLE, 200) == Counter({"green": 200})
+
+    def test_a_deployment_that_never_gets_ready_fails_up_and_traffic_stays(self, routed: RoutedStack) -> None:
+        routed.declare(
+            "{blue: {image: scorer-v1}, green: {image: scorer-v2}, red: {image: broken, cpu_cores: 0.1}}",
+            "{green: 90, red: 10}",
+        )
+        failed = routed.stack.cli("up", "--yes", check=False)
+        assert failed.returncode != 0
+        assert "pod default/web-red-" in failed.stderr, failed.stderr[-3000:]
+        assert "(endpoint 'web', deployment 'red')" in failed.stderr, failed.stderr[-3000:]
+        assert "the model file is corrupt (a test)" in failed.stderr, failed.stderr[-3000:]
+        assert tally_answers(routed.uri, routed.key(), SAMPLE, 200) == Counter({"green": 200})
+
+    def test_a_model_update_of_the_live_deployment_loses_nothing(self, routed: RoutedStack) -> None:
+        routed.declare(BLUE_GREEN, "{blue: 0, green: 100}")
+        newer = _retrain(routed.folder / "retrained", alpha=0.5, target=250.0)
+        with Load(routed.uri, routed.key(), SAMPLE, concurrency=4) as load:
+            routed.stack.cli("up", "--yes")
+        assert load.requests > 50 and load.failures == [], (load.requests, load.failures[:10])
+        headers = {"Authorization": f"Bearer {routed.key()}"}
+        answer = requests.post(routed.uri, json=SAMPLE, headers=headers, timeout=30)
+        assert answer.json()[0] == pytest.approx(float(newer.predict([SAMPLE["data"][0]])[0]), rel=1e-6)
+        assert not routed.stack.get("deployments", "-n", "default", "-l", "modelplane.io/deployment=red")["items"]
+        assert routed.stack.cli("preview", "--detailed-exitcode", check=False).returncode == 0
 
 
 def test_up_creates_the_objects_and_they_roll_out(deployed: KubeStack) -> None:

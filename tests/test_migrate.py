@@ -21,7 +21,9 @@ from modelplane.migrate import migrate
 from modelplane.plan import evaluate, record
 from modelplane.plan.mocks import plain
 from modelplane.spec import load_stack
+from modelplane.spec.schema import OnlineEndpointSpec
 from policies.rules import Resource
+from tests.mocks import routed_prod_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ROOT / "stacks"
@@ -144,3 +146,16 @@ def test_v1_files_migrate_from_the_command_line(tmp_path: Path, capsys: pytest.C
 def test_migrate_without_a_source_says_what_it_needs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["migrate"]) == 2
     assert "give --stack NAME, --file PATH, or --inference-config F --deployment-config F" in capsys.readouterr().err
+
+
+def test_an_aks_endpoints_deployments_keep_their_names_and_shares(tmp_path: Path) -> None:
+    stack = routed_prod_stack(tmp_path, "{image: regression, num_replicas: 2}", "90, 10")
+    text = stack.read_text().replace("    traffic: {blue: 90, green: 10}\n", "    traffic: {blue: 100, green: 0}\n", 1)
+    stack.write_text(text.replace("green: 0}\n", "green: 0}\n    mirror_traffic: {green: 20}\n", 1))
+    out = tmp_path / "v2"
+    migrate(load_stack(stack), out)
+    endpoint = load_stack(out / "prod-v2.yaml").endpoints["regression"]
+    assert isinstance(endpoint, OnlineEndpointSpec)
+    assert {name: d.image for name, d in endpoint.deployments.items()} == {"blue": "regression", "green": "regression"}
+    assert endpoint.deployments["green"].instance_count == 3  # a production stack: AML's recommended three
+    assert (endpoint.traffic, endpoint.mirror_traffic) == ({"blue": 100, "green": 0}, {"green": 20})

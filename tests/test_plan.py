@@ -14,6 +14,7 @@ import pytest
 from modelplane.engine import PROJECT_ROOT, venv_bin
 from modelplane.plan import offline_plan, render_markdown
 from modelplane.plan.mocks import IOT_HUB_KEY, KUBECONFIG, REGISTRY_PASSWORD
+from modelplane.plan.model import Change, Plan, ResourcePlan
 from modelplane.report import MARKDOWN_LIMIT
 from modelplane.spec import load_stack
 from tests.conftest import free_port
@@ -194,3 +195,20 @@ def test_a_v2_traffic_shift_is_a_line_of_its_own(tmp_path: Path) -> None:
     assert [r["name"] for r in plan["resources"] if r["op"] != "same"] == ["endpoint-regression-v2-traffic"]
     assert plan["trafficShifts"][0]["before"] == {"blue": 90, "green": 10}
     assert plan["trafficShifts"][0]["after"] == {"blue": 50, "green": 50}
+
+
+@pytest.mark.parametrize("written", ["data.traffic.{}", 'data["traffic.{}"]'])
+def test_a_traffic_shift_of_an_aks_router_is_its_own_line(written: str) -> None:
+    """An AKS endpoint's router ConfigMap carries the shares as `traffic.<deployment>` entries of its
+    data: a plan under mocks flattens them with dots, the engine's diff quotes them."""
+    changes = (
+        Change(written.format("blue"), "90", "0"),
+        Change(written.format("green"), "10", "100"),
+        Change('data["mirror_traffic.green"]', "20", "0"),
+        Change('data["nginx.conf"]', "old", "new"),
+    )
+    config = ResourcePlan(
+        "endpoint-web-router-config", "kubernetes:core/v1:ConfigMap", "replace", changes, component="endpoint 'web'"
+    )
+    plan = Plan("prod", "online", resources=[config])
+    assert [shift.line for shift in plan.traffic_shifts()] == ["endpoint web: traffic blue 90→0, green 10→100"]

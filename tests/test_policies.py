@@ -4,6 +4,7 @@ changing one field fails with the expected message. No engine."""
 from __future__ import annotations
 
 import copy
+import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -16,6 +17,7 @@ from modelplane.plan.mocks import plain
 from modelplane.spec import load_stack
 from policies import ALL_RULES, RULES_BY_ID
 from policies.rules import Resource, RuleConfig
+from tests.mocks import routed_prod_stack
 
 STACKS = Path(__file__).resolve().parent.parent / "stacks"
 
@@ -194,13 +196,13 @@ def test_autoscale_bounds() -> None:
 
 def test_replicas_in_production() -> None:
     hpa = find("prod", "endpoint-regression-hpa")
-    assert violations("replicas-in-production", hpa) == []
+    assert stack_violations("replicas-in-production", (hpa,)) == []
     single = edited(hpa, lambda p: p["spec"].update(minReplicas=1))
-    assert violations("replicas-in-production", single) == [
-        "Run endpoint regression with at least 2 replicas in production (min_replicas 1)."
+    assert stack_violations("replicas-in-production", (single,)) == [
+        ("endpoint-regression-hpa", "Run endpoint regression with at least 2 replicas in production (min_replicas 1).")
     ]
     not_production = edited(single, lambda p: p["metadata"]["labels"].pop("modelplane.io/environment"))
-    assert violations("replicas-in-production", not_production) == []
+    assert stack_violations("replicas-in-production", (not_production,)) == []
 
 
 def test_aks_tls_in_production() -> None:
@@ -381,3 +383,52 @@ def test_aks_production_token_auth() -> None:
     ]
     not_production = edited(keys, lambda p: p["metadata"]["labels"].pop("modelplane.io/environment"))
     assert violations("aks-production-token-auth", not_production) == []
+
+
+# --- deployments of an AKS endpoint (stacks/prod.yaml's regression endpoint as blue and green) ------
+
+
+@cache
+def routed_baseline(green: str, traffic: str) -> tuple[Resource, ...]:
+    folder = Path(tempfile.mkdtemp(prefix="routed-policies-"))
+    mocks = record(load_stack(routed_prod_stack(folder, green, traffic)), "prod")
+    return tuple(Resource(r.typ, r.name, plain(r.raw)) for r in mocks.resources)
+
+
+def stack_violations(rule_id: str, resources: tuple[Resource, ...]) -> list[tuple[str, str]]:
+    rule = RULES_BY_ID[rule_id]
+    assert rule.stack_check is not None
+    return rule.stack_check(list(resources), RuleConfig())
+
+
+ONE_REPLICA = "{image: regression, num_replicas: 1}"
+
+
+def test_routed_stack_is_compliant() -> None:
+    resources = routed_baseline("{image: regression, num_replicas: 2}", "90, 10")
+    assert evaluate(resources, STACKS.parent / "policies" / "config" / "prod.json") == []
+
+
+def test_replicas_in_production_behind_a_deployment_with_traffic() -> None:
+    assert stack_violations("replicas-in-production", routed_baseline(ONE_REPLICA, "90, 10")) == [
+        (
+            "endpoint-regression-green-deployment",
+            "Run deployment green of endpoint regression with at least 2 replicas in production (1).",
+        )
+    ]
+    # A deployment waiting for its share may run one replica.
+    assert stack_violations("replicas-in-production", routed_baseline(ONE_REPLICA, "100, 0")) == []
+
+
+def test_traffic_rules_read_an_aks_router_configuration() -> None:
+    config = next(r for r in routed_baseline(ONE_REPLICA, "90, 10") if r.name == "endpoint-regression-router-config")
+    assert violations("traffic-sums", config) == []
+    split = edited(config, lambda p: p["data"].update({"traffic.green": "5"}))
+    assert violations("traffic-sums", split) == [
+        "Endpoint regression: traffic sums to 95 (blue 90, green 5): it must sum to 100, or to 0 to serve no one."
+    ]
+    mirrored = edited(config, lambda p: p["data"].update({"mirror_traffic.green": "10"}))
+    assert violations("mirror-bounds", mirrored) == [
+        "Endpoint regression: mirror_traffic to 'green', which takes 10% of live traffic: "
+        "mirror only to a deployment without live traffic."
+    ]

@@ -3,9 +3,12 @@ router image) accepts every shape."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from modelplane.router import CONFIG_PATH, ROUTER_IMAGE, Route, config_digest, render_config
+from modelplane.spec.schema import EnvironmentSpec, ImageSpec
 
 SHAPES = {
     "single": [Route("default", "web-default-1", 5001, 100)],
@@ -41,6 +44,24 @@ def test_no_traffic_is_a_503_that_says_so() -> None:
     config = render_config("web", SHAPES["nobody"])
     assert 'return 503 \'{"error": "no deployment of endpoint web takes traffic"}\';' in config
     assert "proxy_pass" not in config
+
+
+def test_the_router_refuses_bodies_over_the_deployments_limit_itself() -> None:
+    """A body the scoring server would refuse is refused here, with a JSON answer: streamed on, the
+    server answers 413 and closes mid-body, and the client gets a 502."""
+    config = render_config("web", [Route("blue", "c", 5001, 100)], max_body_bytes=20971520)
+    assert "client_max_body_size 20971520;" in config
+    assert '"the request body is over the limit of 20971520 bytes"' in config
+    assert "client_max_body_size 10485760;" in render_config("web", [Route("blue", "c", 5001, 100)])
+
+
+def test_an_images_body_limit_is_the_one_it_sets(tmp_path: Path) -> None:
+    steps = tmp_path / "steps.dockerfile"
+    steps.write_text("RUN true\nENV MODELPLANE_MAX_BODY_BYTES=52428800\n")
+    assert ImageSpec(entry_script=Path("score.py"), extra_docker_file_steps=steps).max_body_bytes == 52428800
+    inline = EnvironmentSpec(environment_variables={"MODELPLANE_MAX_BODY_BYTES": "1048576"})
+    assert ImageSpec(entry_script=Path("score.py"), environment=inline).max_body_bytes == 1048576
+    assert ImageSpec(entry_script=Path("score.py")).max_body_bytes == 10 * 1024 * 1024
 
 
 def test_the_router_serves_the_digest_of_its_own_configuration() -> None:

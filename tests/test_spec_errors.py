@@ -75,9 +75,22 @@ DEPLOYMENTS = replace(
 
 CASES = [
     Case(
-        "aks-deployments",
+        "aks-traffic-without-deployments",
         AZURE_BASELINE + "    traffic: {blue: 100}\n",
-        [("stack.yaml", 20, "endpoints.api.traffic", "an AKS endpoint runs one deployment")],
+        [("stack.yaml", 20, "endpoints.api.traffic", "traffic names 'blue', which is not a deployment")],
+    ),
+    Case(
+        "aks-image-and-deployments",
+        AZURE_BASELINE + "    deployments: {blue: {image: scorer}}\n",
+        [("stack.yaml", 16, "endpoints.api", "give `image` (one deployment taking all traffic) or `deployments`")],
+    ),
+    Case(
+        "aci-deployments",
+        replace(
+            AZURE_BASELINE, "    compute_type: aks\n    cluster: aks\n    image: scorer\n", "    compute_type: aci\n"
+        )
+        + "    deployments: {blue: {image: scorer}}\n",
+        [("stack.yaml", 18, "endpoints.api.deployments", "ACI has no traffic split")],
     ),
     Case(
         "traffic-sum",

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import requests
 from sklearn.linear_model import Ridge
 
 from modelplane.engine import PROJECT_ROOT
-from tests.conftest import Load, free_port, modelplane, succeeded
+from tests.conftest import Load, free_port, modelplane, succeeded, tally_answers
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
@@ -117,25 +116,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrafficStack]:
 BLUE_GREEN = "{blue: {image: scorer-v1}, green: {image: scorer-v2}}"
 
 
-def _answers(stack: TrafficStack, key: str, count: int, concurrency: int = 8) -> Counter[str]:
-    """`count` requests on kept-alive connections: how many each deployment answered (non-200: by status)."""
-    tally: Counter[str] = Counter()
-    lock = threading.Lock()
-
-    def worker(share: int) -> None:
-        with requests.Session() as session:
-            for _ in range(share):
-                response = session.post(stack.uri, json=SAMPLE, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-                label = response.headers.get(HEADER, "?") if response.status_code == 200 else str(response.status_code)
-                with lock:
-                    tally[label] += 1
-
-    threads = [threading.Thread(target=worker, args=(count // concurrency,)) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return tally
+def _answers(stack: TrafficStack, key: str, count: int) -> Counter[str]:
+    return tally_answers(stack.uri, key, SAMPLE, count)
 
 
 def _scored(container: Any) -> int:

@@ -3,11 +3,12 @@ policy pack's verdicts; as JSON in the shape of docs/plan.schema.json."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from modelplane.constants import TRAFFIC_TYPES
+from modelplane.constants import KUBE_ROUTER_CONFIG_TYPE, TRAFFIC_TYPES
 from modelplane.traffic import shift_line
 
 PLAN_SCHEMA_VERSION = 1
@@ -42,7 +43,16 @@ class Violation:
     resource: str
 
 
-TRAFFIC_PREFIX = "traffic."
+# Where a deployment's share of live traffic is in a changed resource: `traffic.<deployment>` (a local
+# router, AML v2's traffic), `data.traffic.<deployment>` or `data["traffic.<deployment>"]` (an AKS
+# endpoint's router ConfigMap, as a preview under mocks and the engine write it).
+TRAFFIC_PATH = re.compile(r'^(?:data\.)?traffic\.(?P<plain>[^.\[\]"]+)$|^data\["traffic\.(?P<quoted>[^"]+)"\]$')
+
+
+def traffic_deployment(path: str) -> str | None:
+    """The deployment whose live share a change's path is, or None."""
+    found = TRAFFIC_PATH.match(path)
+    return (found.group("plain") or found.group("quoted")) if found else None
 
 
 @dataclass(frozen=True)
@@ -93,11 +103,14 @@ class Plan:
         """Traffic that moves between the deployments of an endpoint, one entry per endpoint."""
         shifts = []
         for resource in self.resources:
-            if resource.type not in TRAFFIC_TYPES or resource.op not in ("update", "replace"):
+            if resource.type not in (*TRAFFIC_TYPES, KUBE_ROUTER_CONFIG_TYPE) or resource.op not in (
+                "update",
+                "replace",
+            ):
                 continue
-            moved = [c for c in resource.changes if c.path.startswith(TRAFFIC_PREFIX)]
-            before = {c.path.removeprefix(TRAFFIC_PREFIX): int(c.old or 0) for c in moved}
-            after = {c.path.removeprefix(TRAFFIC_PREFIX): int(c.new or 0) for c in moved}
+            moved = {name: c for c in resource.changes if (name := traffic_deployment(c.path)) is not None}
+            before = {name: int(c.old or 0) for name, c in moved.items()}
+            after = {name: int(c.new or 0) for name, c in moved.items()}
             endpoint = resource.component.removeprefix("endpoint ").strip("'")
             line = shift_line(endpoint, before, after)
             if line is not None:

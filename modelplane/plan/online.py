@@ -3,6 +3,7 @@ from the engine's events (`preview --json` leaves the verdicts out)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,14 @@ def name_of(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
 
 
+QUOTED_KEY = re.compile(r'\["([^"]*)"\]')
+
+
+def flat_path(path: str) -> str:
+    """An engine's property path in `report.flatten`'s form: `data["nginx.conf"]` → `data.nginx.conf`."""
+    return QUOTED_KEY.sub(lambda found: "." + found.group(1), path)
+
+
 def _value_at(values: dict[str, Any], path: str) -> Any:
     """The value at `path` of flattened `values`: a leaf, or the subtree below it (relative paths)."""
     inside = {k: v for k, v in values.items() if under(k, path)}
@@ -60,7 +69,7 @@ def _compared_paths(old_inputs: dict[str, Any], new_inputs: dict[str, Any]) -> l
 def step_changes(metadata: auto.events.StepEventMetadata) -> tuple[Change, ...]:
     old_inputs = flatten((metadata.old.inputs if metadata.old else None) or {})
     new_inputs = flatten((metadata.new.inputs if metadata.new else None) or {})
-    paths = list((metadata.detailed_diff or {}).keys()) or list(metadata.diffs or [])
+    paths = [flat_path(p) for p in (metadata.detailed_diff or {})] or list(metadata.diffs or [])
     if not paths and metadata.old is not None and metadata.new is not None:
         # Dynamic providers report whether something changed, not what: compare the inputs.
         paths = _compared_paths(old_inputs, new_inputs)

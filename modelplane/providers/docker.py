@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
+from modelplane.log_tail import telling_tail
 from modelplane.providers import typed_resource_options
 
 # Keys whose change means the container must be recreated (a container's config is immutable).
@@ -42,7 +43,6 @@ LOG_TAIL = 30
 """Log lines a failure shows."""
 LOG_SCAN = 400
 """Log lines read to find them."""
-HALT_MARKERS = ("HaltServer", "Worker failed to boot")
 # Labels that earlier versions set and this one no longer does: their absence alone is no reason to
 # recreate a container or rebuild an image (they go with the next replacement).
 RETIRED_LABELS = frozenset({"modelplane.auth", "modelplane.gpu", "modelplane.cuda"})
@@ -205,17 +205,6 @@ def _wait_until_ready(container: Any, ready: dict[str, Any]) -> None:
                 f"its last {LOG_TAIL} log lines:\n{logs or '(no output)'}"
             )
         time.sleep(0.25)
-
-
-def telling_tail(log: str, count: int) -> str:
-    """The last `count` lines before the scoring server's own shutdown: gunicorn's halt traceback says
-    only that a worker failed to boot, and would fill the tail; the lines before it say why."""
-    lines = log.rstrip().splitlines()
-    halt = next((i for i, line in enumerate(lines) if any(marker in line for marker in HALT_MARKERS)), None)
-    if halt is not None:
-        start = max((i for i in range(halt) if lines[i].startswith("Traceback")), default=halt)
-        lines = [*lines[:start], lines[halt].strip()]
-    return "\n".join(lines[-count:])
 
 
 def _not_ready_reason(container: Any, state: dict[str, Any], deadline: float) -> str | None:

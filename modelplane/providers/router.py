@@ -26,10 +26,12 @@ from modelplane.router import (
     ROUTER_DOCKERFILE,
     ROUTER_IMAGE,
     ROUTER_PORT,
+    ROUTER_SYSCTLS,
     config_digest,
     render_config,
     routes_from,
 )
+from modelplane.runtime.ports import MAX_BODY_BYTES
 
 ROUTER_REPLACE_KEYS = ("name", "port", "network", "labels")
 ROUTER_UPDATE_KEYS = ("endpoint", "routes", "traffic", "mirror_traffic")
@@ -146,8 +148,14 @@ def _wait_for_config(container: Any, port: int, digest: str) -> None:
         time.sleep(0.05)
 
 
+def config_of(props: dict[str, Any]) -> str:
+    """The nginx.conf a Router resource's inputs describe."""
+    limit = int(props.get("max_body_bytes") or MAX_BODY_BYTES)
+    return render_config(props["endpoint"], routes_from(props), max_body_bytes=limit)
+
+
 def _rendered_digest(props: dict[str, Any]) -> str:
-    return config_digest(render_config(props["endpoint"], routes_from(props)))
+    return config_digest(config_of(props))
 
 
 def _nginx(container: Any, *args: str) -> None:
@@ -174,8 +182,9 @@ class RouterProvider(ResourceProvider):
             network=props["network"],
             labels={**(props.get("labels") or {}), "modelplane.managed": "true"},
             restart_policy={"Name": "unless-stopped"},
+            sysctls=ROUTER_SYSCTLS,
         )
-        config = render_config(props["endpoint"], routes_from(props))
+        config = config_of(props)
         _put_config(container, config)
         try:
             container.start()
@@ -202,12 +211,12 @@ class RouterProvider(ResourceProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         container = engine_client().containers.get(id_)
-        config = render_config(news["endpoint"], routes_from(news))
+        config = config_of(news)
         _put_config(container, config)
         try:
             _nginx(container, "-t")
         except RuntimeError:
-            _put_config(container, render_config(olds["endpoint"], routes_from(olds)))
+            _put_config(container, config_of(olds))
             raise
         _nginx(container, "-s", "reload")
         _wait_for_config(container, int(news["port"]), config_digest(config))

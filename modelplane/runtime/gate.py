@@ -25,12 +25,13 @@ from typing import Any
 
 import jwt
 
+from .ports import MAX_BODY_BYTES
+
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/ready", "/swagger.json"})
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 TOKEN_ALGORITHM = "HS256"
 TOKEN_ISSUER = "modelplane"
 KEY_REQUIRED = "a valid key is required: Authorization: Bearer <key>"
@@ -53,7 +54,7 @@ class KeyGate:
         self,
         app: WsgiApp,
         keys: Iterable[str],
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_body_bytes: int = MAX_BODY_BYTES,
         path_prefix: str = "",
         token_audience: str | None = None,
     ) -> None:
@@ -67,7 +68,7 @@ class KeyGate:
     @classmethod
     def from_environment(cls, app: WsgiApp) -> KeyGate:
         keys = [os.environ.get("MODELPLANE_PRIMARY_KEY", ""), os.environ.get("MODELPLANE_SECONDARY_KEY", "")]
-        limit = int(os.environ.get("MODELPLANE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+        limit = int(os.environ.get("MODELPLANE_MAX_BODY_BYTES", MAX_BODY_BYTES))
         token_mode = os.environ.get("MODELPLANE_AUTH_MODE") == "token"
         audience = os.environ.get("MODELPLANE_ENDPOINT", "") if token_mode else None
         return cls(app, keys, limit, os.environ.get("MODELPLANE_PATH_PREFIX", ""), audience)

@@ -93,7 +93,8 @@ DEPLOYMENT_KEYS: dict[str, dict[str, PathKey]] = {"local": LOCAL_KEYS, "aci": AC
 AML_COMPUTE_TYPES = {"local": "local", "aci": "ACI", "aks": "AKS"}
 AKS_ENDPOINT_MESSAGE = (
     "computeType AKSENDPOINT (versions of one endpoint splitting traffic by versionName/trafficPercentile)"
-    " is not supported yet: declare each version as its own AKS endpoint"
+    " is not read from a deployment config: declare the versions as `deployments` of an AKS endpoint, with"
+    " `traffic` for their trafficPercentile"
 )
 
 INFERENCE_KEYS: dict[str, PathKey] = {

@@ -198,14 +198,13 @@ def check_ports(data: dict[str, Any], origins: Origins) -> list[Problem]:
 
 TRAFFIC_KEYS = ("deployments", "traffic", "mirror_traffic")
 ONE_DEPLOYMENT = {
-    "aci": "ACI has no traffic split: an ACI endpoint runs one deployment (`image`)",
-    "aks": "deployments behind a router run on local endpoints; an AKS endpoint runs one deployment (`image`) "
-    "and rolls it with no request lost",
+    "aci": "ACI has no traffic split: an ACI endpoint runs one deployment (`image`); "
+    "deployments with traffic between them run on local and AKS endpoints",
 }
 
 
 def check_deployments(data: dict[str, Any], origins: Origins) -> list[Problem]:
-    """Several deployments with traffic between them are a local endpoint's; others say so. The keys
+    """Several deployments with traffic between them are a local or AKS endpoint's; ACI says so. The keys
     reported are taken out, so that the schema does not report them a second time as unknown."""
     problems = []
     for name, endpoint in items(data, "endpoints").items():

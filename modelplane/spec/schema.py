@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from modelplane.constants import ACI_MAX_CPU, ACI_MAX_MEMORY_GB, FPGA_VM_PREFIX
+from modelplane.runtime.ports import MAX_BODY_BYTES
 from modelplane.source import Problem
 from modelplane.traffic import MIRROR_MAX, live_shares, mirror_problems, traffic_problems, unrouted_problem
 
@@ -201,6 +202,10 @@ class RegistrySpec(Strict):
     password: str | None = Field(None, description="Registry password (kept as a Pulumi secret).")
 
 
+MAX_BODY_VARIABLE = "MODELPLANE_MAX_BODY_BYTES"
+ENV_MAX_BODY = re.compile(rf"^\s*ENV\s+{MAX_BODY_VARIABLE}[=\s]\s*\"?(\d+)", re.MULTILINE)
+
+
 class EnvironmentSpec(Strict):
     """AML's Environment as an inference config gives it inline (`environment:` in inferenceconfig.json)."""
 
@@ -254,6 +259,20 @@ class ImageSpec(Strict):
         None, description="An inline AML Environment (instead of conda_file, pip_requirements and base_image)."
     )
     description: str | None = Field(None, description="Free text.")
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body its scoring server takes: MODELPLANE_MAX_BODY_BYTES as the image sets
+        it (an inline environment's variable, or an ENV line of extra_docker_file_steps), else the default."""
+        variables = dict((self.environment or EnvironmentSpec()).environment_variables)
+        steps = self.extra_docker_file_steps
+        if steps is not None and Path(steps).is_file():
+            for found in ENV_MAX_BODY.finditer(Path(steps).read_text(errors="replace")):
+                variables[MAX_BODY_VARIABLE] = found.group(1)
+        try:
+            return int(variables.get(MAX_BODY_VARIABLE, MAX_BODY_BYTES))
+        except ValueError:
+            return MAX_BODY_BYTES
 
     @field_validator("runtime")
     @classmethod
@@ -477,6 +496,27 @@ TRAFFIC_DESCRIPTION = "Percent of live requests per deployment: sums to 100, or 
 MIRROR_DESCRIPTION = f"Percent of live requests copied to one deployment without live traffic (at most {MIRROR_MAX})."
 
 
+DeploymentT = TypeVar("DeploymentT", bound=BaseModel)
+
+
+def with_endpoint_defaults(
+    endpoint: BaseModel, declared: dict[str, DeploymentT], fields: tuple[str, ...]
+) -> dict[str, DeploymentT]:
+    """Each deployment, with the endpoint's value of each of `fields` that it does not set itself."""
+    return {
+        name: deployment.model_copy(update={f: getattr(deployment, f) or getattr(endpoint, f) for f in fields})
+        for name, deployment in declared.items()
+    }
+
+
+def one_way(image: str | None, deployments: dict[str, Any], traffic: dict[str, int]) -> None:
+    """An endpoint gives `image` (one deployment taking all traffic) or `deployments` and where traffic goes."""
+    if (image is None) == (not deployments):
+        raise ValueError("give `image` (one deployment taking all traffic) or `deployments`, not both or neither")
+    if (problem := unrouted_problem(deployments, traffic)) is not None:
+        raise ValueError(problem)
+
+
 class LocalDeploymentSpec(Strict):
     """One deployment of a local endpoint (AML v2's online deployment): a scoring container behind the
     endpoint's router."""
@@ -509,10 +549,7 @@ class LocalEndpointSpec(EndpointBase):
 
     @model_validator(mode="after")
     def _one_way(self) -> LocalEndpointSpec:
-        if (self.image is None) == (not self.deployments):
-            raise ValueError("give `image` (one deployment taking all traffic) or `deployments`, not both or neither")
-        if (problem := unrouted_problem(self.deployments, self.traffic)) is not None:
-            raise ValueError(problem)
+        one_way(self.image, self.deployments, self.traffic)
         rotation_without_keys(self.key_rotation_days, self.auth_mode)
         return self
 
@@ -524,15 +561,7 @@ class LocalEndpointSpec(EndpointBase):
     def serving(self) -> dict[str, LocalDeploymentSpec]:
         """Every deployment, with the endpoint's limits where it sets none; a plain `image` is `default`."""
         declared = self.deployments or {DEFAULT_DEPLOYMENT: LocalDeploymentSpec(image=str(self.image))}
-        return {
-            name: deployment.model_copy(
-                update={
-                    "cpu_cores": deployment.cpu_cores or self.cpu_cores,
-                    "memory_gb": deployment.memory_gb or self.memory_gb,
-                }
-            )
-            for name, deployment in declared.items()
-        }
+        return with_endpoint_defaults(self, declared, ("cpu_cores", "memory_gb"))
 
     @property
     def live_traffic(self) -> dict[str, int]:
@@ -582,10 +611,33 @@ class AciEndpointSpec(EndpointBase, SuppliedKeys):
         return self
 
 
+class AksDeploymentSpec(Strict):
+    """One deployment of an AKS endpoint (AML v2's online deployment, AML v1's endpoint version): a
+    Kubernetes Deployment behind the endpoint's router."""
+
+    image: str = Field(description="Name of an image under `images`.")
+    num_replicas: int | None = Field(
+        None, ge=1, le=1000, description="Fixed replicas (default: the endpoint's `num_replicas` or autoscale)."
+    )
+    cpu_cores: float | None = Field(None, gt=0, le=64, description="CPU request per replica (default: the endpoint's).")
+    memory_gb: float | None = Field(
+        None, gt=0, le=256, description="Memory request per replica (default: the endpoint's)."
+    )
+
+
 class AksEndpointSpec(EndpointBase, SuppliedKeys):
-    """AML's AksWebservice.deploy_configuration."""
+    """AML's AksWebservice.deploy_configuration, with AML v2's deployments and traffic: one Deployment
+    per deployment behind a router."""
 
     compute_type: Literal["aks"]
+    image: str | None = Field(  # type: ignore[assignment]
+        None, description="Name of an image under `images`: one deployment taking all traffic, no router."
+    )
+    deployments: Annotated[dict[str, AksDeploymentSpec], AfterValidator(_valid_deployment_names)] = Field(
+        default_factory=dict, description="Named deployments (AML v2's blue/green) behind a router, instead of `image`."
+    )
+    traffic: TrafficShares = Field(default_factory=dict, description=TRAFFIC_DESCRIPTION)
+    mirror_traffic: MirrorShares = Field(default_factory=dict, description=MIRROR_DESCRIPTION)
     cluster: str = Field(description="Name of a cluster under `clusters`.")
     num_replicas: int | None = Field(None, ge=1, le=1000, description="Fixed replicas (disables autoscale).")
     autoscale: Autoscale | None = Field(None, description="Autoscaling (AML default: on, 1-10 at 70%).")
@@ -621,17 +673,20 @@ class AksEndpointSpec(EndpointBase, SuppliedKeys):
 
     @model_validator(mode="after")
     def _scaling(self) -> AksEndpointSpec:
+        one_way(self.image, self.deployments, self.traffic)
         if self.num_replicas is not None and self.autoscale is not None and self.autoscale.enabled:
             raise ValueError("num_replicas and an enabled autoscale exclude each other")
         if self.auth_enabled and self.token_auth_enabled:
             raise ValueError("auth_enabled and token_auth_enabled exclude each other (as in AML)")
         rotation_without_keys(self.key_rotation_days, self.auth_mode)
-        for limit, request, what in (
-            (self.cpu_cores_limit, self.cpu_cores, "cpu_cores"),
-            (self.memory_gb_limit, self.memory_gb, "memory_gb"),
-        ):
-            if limit is not None and limit < request:
-                raise ValueError(f"{what}_limit ({limit}) is below {what} ({request})")
+        sizes = [("", self)] + [(f"deployment {name}'s ", d) for name, d in self.deployments.items()]
+        for whose, sized in sizes:
+            for limit, request, what in (
+                (self.cpu_cores_limit, sized.cpu_cores, "cpu_cores"),
+                (self.memory_gb_limit, sized.memory_gb, "memory_gb"),
+            ):
+                if limit is not None and request is not None and limit < request:
+                    raise ValueError(f"{what}_limit ({limit}) is below {whose}{what} ({request})")
         return self
 
     @property
@@ -649,6 +704,22 @@ class AksEndpointSpec(EndpointBase, SuppliedKeys):
         if self.num_replicas is not None:
             return None
         return self.autoscale if self.autoscale is not None else Autoscale()
+
+    @property
+    def serving(self) -> dict[str, AksDeploymentSpec]:
+        """Each deployment, with the endpoint's sizing where it sets none; a plain `image` is `default`."""
+        declared = self.deployments or {DEFAULT_DEPLOYMENT: AksDeploymentSpec(image=str(self.image))}
+        return with_endpoint_defaults(self, declared, ("num_replicas", "cpu_cores", "memory_gb"))
+
+    @property
+    def live_traffic(self) -> dict[str, int]:
+        """Percent of live requests per deployment (all of them to a single deployment)."""
+        return live_shares(self.serving, self.traffic)
+
+    @property
+    def routed(self) -> bool:
+        """Whether a router splits requests between named deployments (else one Deployment serves them)."""
+        return bool(self.deployments)
 
 
 class OnlineProbe(Strict):

@@ -1,0 +1,17 @@
+"""The lines of a scoring server's log that say why it failed to start (a container's, a pod's, a job's)."""
+
+from __future__ import annotations
+
+# gunicorn's own shutdown, which follows the user's exception when a worker cannot boot.
+HALT_MARKERS = ("HaltServer", "Worker failed to boot")
+
+
+def telling_tail(log: str, count: int) -> str:
+    """The last `count` lines before the scoring server's own shutdown: gunicorn's halt traceback says
+    only that a worker failed to boot, and would fill the tail; the lines before it say why."""
+    lines = log.rstrip().splitlines()
+    halt = next((i for i, line in enumerate(lines) if any(marker in line for marker in HALT_MARKERS)), None)
+    if halt is not None:
+        start = max((i for i in range(halt) if lines[i].startswith("Traceback")), default=halt)
+        lines = [*lines[:start], lines[halt].strip()]
+    return "\n".join(lines[-count:])
