@@ -12,6 +12,7 @@ A conda environment is installed with pip (`modelplane.conda`). Models sit where
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Mapping
@@ -143,7 +144,10 @@ def _copy(source: Path, target: Path, skip: frozenset[Path] = frozenset()) -> No
             continue
         destination = target / file.relative_to(root)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(file, destination)
+        # A file removed while the folder is copied (an editor's or a tool's temporary file) is left
+        # out: the context's digest is taken from what was copied.
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copy2(file, destination)
 
 
 def write_context(recipe: ImageRecipe, context: Path) -> str:

@@ -127,16 +127,7 @@ def _failure(session: requests.Session, server: str, pod: dict[str, Any]) -> Pod
     status = (pod.get("status", {}).get("containerStatuses") or [{}])[0]
     restarts = int(status.get("restartCount", 0))
     path = f"{server}/api/v1/namespaces/{metadata['namespace']}/pods/{metadata['name']}/log"
-    params: dict[str, Any] = {"tailLines": LOG_SCAN, "previous": "true" if restarts else "false"}
-    try:
-        response = session.get(path, params=params, timeout=TIMEOUT)
-        log = (
-            telling_tail(response.text, LOG_LINES).splitlines()
-            if response.ok
-            else [f"(no log: HTTP {response.status_code}: {response.text[:300]})"]
-        )
-    except requests.RequestException as error:
-        log = [f"(no log: {error})"]
+    log = _log_tail(session, path, restarts)
     labels = metadata.get("labels", {})
     return PodFailure(
         namespace=metadata["namespace"],
@@ -147,6 +138,23 @@ def _failure(session: requests.Session, server: str, pod: dict[str, Any]) -> Pod
         log_tail=tuple(log),
         deployment=labels.get(DEPLOYMENT_LABEL),
     )
+
+
+def _log_tail(session: requests.Session, path: str, restarts: int) -> list[str]:
+    """The lines that say why: the previous run's when it crashed (the kubelet may already have
+    dropped that log as the container restarts again), else the current run's."""
+    answer = "(no log)"
+    for previous in ("true", "false") if restarts else ("false",):
+        params: dict[str, Any] = {"tailLines": LOG_SCAN, "previous": previous}
+        try:
+            response = session.get(path, params=params, timeout=TIMEOUT)
+        except requests.RequestException as error:
+            answer = f"(no log: {error})"
+            continue
+        if response.ok:
+            return telling_tail(response.text, LOG_LINES).splitlines()
+        answer = f"(no log: HTTP {response.status_code}: {response.text[:300]})"
+    return [answer]
 
 
 def container_state(pod: dict[str, Any], status: dict[str, Any]) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
 
-from modelplane.kube_diagnosis import PodFailure, container_state, pod_ready, read_kubeconfig
+from modelplane.kube_diagnosis import PodFailure, _log_tail, container_state, pod_ready, read_kubeconfig
 
 
 def pod(statuses: list[dict[str, Any]], deleting: bool = False) -> dict[str, Any]:
@@ -69,3 +71,24 @@ def test_the_kubeconfig_current_context_gives_server_ca_and_token(tmp_path: Path
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
     access = read_kubeconfig(tmp_path / "kubeconfig")
     assert (access.server, access.ca_data, access.token) == ("https://127.0.0.1:6443", b"CA", "t0ken")
+
+
+@dataclass
+class FakeLogs:
+    """The API server's pod log endpoint: the previous run's log gone, the current one there."""
+
+    asked: list[str] = field(default_factory=list)
+
+    def get(self, _url: str, params: dict[str, Any], timeout: float) -> Any:
+        self.asked.append(params["previous"])
+        if params["previous"] == "true":
+            return SimpleNamespace(ok=False, status_code=400, text="failed to try resolving symlinks in path 1.log")
+        log = "Invoking user's init function\nRuntimeError: the model file is corrupt\nWorker exiting (pid: 8)\n"
+        return SimpleNamespace(ok=True, status_code=200, text=log)
+
+
+def test_a_log_the_kubelet_dropped_falls_back_to_the_current_run() -> None:
+    logs = FakeLogs()
+    tail = _log_tail(logs, "https://api/v1/namespaces/default/pods/web-red-1/log", restarts=2)  # type: ignore[arg-type]
+    assert logs.asked == ["true", "false"]
+    assert "RuntimeError: the model file is corrupt" in tail
