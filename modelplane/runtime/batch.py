@@ -143,13 +143,13 @@ def _start_worker(timeout: int) -> None:
         if hasattr(_entry, "init"):
             _entry.init()
     except Exception as error:
-        # The pool only learns that a worker ended: the first to fail says why, where the progress goes.
+        # The pool only learns that a worker ended: the first to fail says why, where the progress goes,
+        # before it lets go of the lock, so that no other worker ends (and the pool with it) before it has.
         with _init_failures.get_lock():
             _init_failures.value += 1
-            first = _init_failures.value == 1
-        if first:
-            lines = ["init() failed:", *script_traceback(error).splitlines()]
-            print("\n".join(f"batch: {line}" for line in lines), flush=True)
+            if _init_failures.value == 1:
+                lines = ["init() failed:", *script_traceback(error).splitlines()]
+                print("\n".join(f"batch: {line}" for line in lines), flush=True)
         os._exit(INIT_FAILED)
 
 
