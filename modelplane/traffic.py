@@ -75,9 +75,6 @@ def shift_line(endpoint: str, before: Mapping[str, int], after: Mapping[str, int
     return f"endpoint {endpoint}: traffic {', '.join(moved)}"
 
 
-SHARE_KEYS = ("traffic", "mirror_traffic")
-
-
 def share_entries(traffic: Mapping[str, int], mirror: Mapping[str, int]) -> dict[str, str]:
     """Both maps as flat string entries (`traffic.blue: "90"`), as a Kubernetes ConfigMap holds them."""
     entries = {f"traffic.{name}": str(share) for name, share in traffic.items()}
