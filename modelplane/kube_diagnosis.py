@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,14 @@ import requests
 import yaml
 
 from modelplane.constants import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
-from modelplane.log_tail import telling_tail
+from modelplane.log_tail import halted, telling_tail
 
 LOG_LINES = 15
 LOG_SCAN = 400  # lines read, to find the ones before gunicorn's shutdown (modelplane.log_tail)
 TIMEOUT = 10
+CRASH_PATIENCE = 20.0
+# How the kubelet's log endpoint begins its answer when a container's log file is gone.
+KUBELET_LOG_GONE = ("unable to retrieve container logs", "failed to try resolving symlinks")
 
 
 @dataclass(frozen=True)
@@ -141,20 +145,40 @@ def _failure(session: requests.Session, server: str, pod: dict[str, Any]) -> Pod
 
 
 def _log_tail(session: requests.Session, path: str, restarts: int) -> list[str]:
-    """The lines that say why: the previous run's when it crashed (the kubelet may already have
-    dropped that log as the container restarts again), else the current run's."""
-    answer = "(no log)"
-    for previous in ("true", "false") if restarts else ("false",):
-        params: dict[str, Any] = {"tailLines": LOG_SCAN, "previous": previous}
-        try:
-            response = session.get(path, params=params, timeout=TIMEOUT)
-        except requests.RequestException as error:
-            answer = f"(no log: {error})"
-            continue
-        if response.ok:
-            return telling_tail(response.text, LOG_LINES).splitlines()
-        answer = f"(no log: HTTP {response.status_code}: {response.text[:300]})"
-    return [answer]
+    """The lines that say why: the previous run's when it crashed, else the current run's (the
+    kubelet may already have dropped the previous log as the container restarts again)."""
+    if restarts:
+        log, reason = _read_log(session, path, "true")
+        if log is not None:
+            return telling_tail(log, LOG_LINES).splitlines()
+    log, reason = _current_run_log(session, path, CRASH_PATIENCE if restarts else 0.0)
+    return telling_tail(log, LOG_LINES).splitlines() if log is not None else [reason]
+
+
+def _current_run_log(session: requests.Session, path: str, patience: float) -> tuple[str | None, str]:
+    """The current run's log; a container that crashed before gets `patience` seconds to reach the
+    same crash, whose lines say why (a restarted scoring server takes seconds to call init())."""
+    deadline = time.monotonic() + patience
+    while True:
+        log, reason = _read_log(session, path, "false")
+        if log is None or halted(log) or time.monotonic() >= deadline:
+            return log, reason
+        time.sleep(1)
+
+
+def _read_log(session: requests.Session, path: str, previous: str) -> tuple[str | None, str]:
+    """One run's log, or None and why not. The kubelet answers a log it no longer has with 200 and
+    a one-line message in place of the log, or with an error status."""
+    params: dict[str, Any] = {"tailLines": LOG_SCAN, "previous": previous}
+    try:
+        response = session.get(path, params=params, timeout=TIMEOUT)
+    except requests.RequestException as error:
+        return None, f"(no log: {error})"
+    if not response.ok:
+        return None, f"(no log: HTTP {response.status_code}: {response.text[:300]})"
+    if response.text.startswith(KUBELET_LOG_GONE):
+        return None, f"(no log: {response.text.strip()[:300]})"
+    return response.text, ""
 
 
 def container_state(pod: dict[str, Any], status: dict[str, Any]) -> str:

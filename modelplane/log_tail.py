@@ -6,6 +6,11 @@ from __future__ import annotations
 HALT_MARKERS = ("HaltServer", "Worker failed to boot")
 
 
+def halted(log: str) -> bool:
+    """Whether the scoring server has shut down because a worker could not boot."""
+    return any(marker in log for marker in HALT_MARKERS)
+
+
 def telling_tail(log: str, count: int) -> str:
     """The last `count` lines before the scoring server's own shutdown: gunicorn's halt traceback says
     only that a worker failed to boot, and would fill the tail; the lines before it say why."""

@@ -8,8 +8,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import yaml
 
+from modelplane import kube_diagnosis
 from modelplane.kube_diagnosis import PodFailure, _log_tail, container_state, pod_ready, read_kubeconfig
 
 
@@ -73,22 +75,50 @@ def test_the_kubeconfig_current_context_gives_server_ca_and_token(tmp_path: Path
     assert (access.server, access.ca_data, access.token) == ("https://127.0.0.1:6443", b"CA", "t0ken")
 
 
+STARTING = "Invoking user's init function\n"
+CRASHED = STARTING + "RuntimeError: the model file is corrupt\nWorker failed to boot.\n"
+
+
 @dataclass
 class FakeLogs:
-    """The API server's pod log endpoint: the previous run's log gone, the current one there."""
+    """The API server's pod log endpoint: the previous run's log gone, the current run's as given in turn."""
 
+    gone: Any
+    current: list[str]
     asked: list[str] = field(default_factory=list)
 
     def get(self, _url: str, params: dict[str, Any], timeout: float) -> Any:
         self.asked.append(params["previous"])
         if params["previous"] == "true":
-            return SimpleNamespace(ok=False, status_code=400, text="failed to try resolving symlinks in path 1.log")
-        log = "Invoking user's init function\nRuntimeError: the model file is corrupt\nWorker exiting (pid: 8)\n"
+            return self.gone
+        log = self.current.pop(0) if len(self.current) > 1 else self.current[0]
         return SimpleNamespace(ok=True, status_code=200, text=log)
 
 
-def test_a_log_the_kubelet_dropped_falls_back_to_the_current_run() -> None:
-    logs = FakeLogs()
-    tail = _log_tail(logs, "https://api/v1/namespaces/default/pods/web-red-1/log", restarts=2)  # type: ignore[arg-type]
+GONE_ANSWERS = [
+    SimpleNamespace(ok=False, status_code=400, text="failed to try resolving symlinks in path 1.log"),
+    SimpleNamespace(ok=True, status_code=200, text="unable to retrieve container logs for containerd://11ef"),
+]
+LOG_URL = "https://api/v1/namespaces/default/pods/web-red-1/log"
+
+
+@pytest.mark.parametrize("gone", GONE_ANSWERS, ids=["error status", "message in place of the log"])
+def test_a_log_the_kubelet_dropped_falls_back_to_the_current_run(gone: Any) -> None:
+    logs = FakeLogs(gone, [CRASHED])
+    tail = _log_tail(logs, LOG_URL, restarts=2)  # type: ignore[arg-type]
     assert logs.asked == ["true", "false"]
     assert "RuntimeError: the model file is corrupt" in tail
+
+
+def test_a_restarted_container_is_given_time_to_reach_its_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kube_diagnosis.time, "sleep", lambda _seconds: None)
+    logs = FakeLogs(GONE_ANSWERS[1], [STARTING, STARTING, CRASHED])
+    tail = _log_tail(logs, LOG_URL, restarts=2)  # type: ignore[arg-type]
+    assert logs.asked == ["true", "false", "false", "false"]
+    assert "RuntimeError: the model file is corrupt" in tail
+
+
+def test_a_container_that_never_crashed_shows_its_log_at_once() -> None:
+    logs = FakeLogs(GONE_ANSWERS[1], [STARTING, CRASHED])
+    assert _log_tail(logs, LOG_URL, restarts=0) == ["Invoking user's init function"]  # type: ignore[arg-type]
+    assert logs.asked == ["false"]
