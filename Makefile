@@ -4,7 +4,7 @@ VENV := .venv/bin
 export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 
-.PHONY: bootstrap bootstrap-kubernetes up test test-fast lint bench
+.PHONY: bootstrap bootstrap-kubernetes bootstrap-azurite up test test-fast lint bench
 
 bootstrap:
 	@scripts/bootstrap
@@ -14,12 +14,16 @@ bootstrap:
 bootstrap-kubernetes: bootstrap
 	@scripts/bootstrap-kubernetes
 
+# The Azure Storage emulator the team-state tests keep a stack's state in (azblob://).
+bootstrap-azurite:
+	@scripts/bootstrap-azurite
+
 up: bootstrap
 	$(VENV)/modelplane up --stack local --yes
 	$(VENV)/modelplane invoke --stack local --all-samples
 
 # Two workers, a test file each at a time (module fixtures stay whole); the 25 slowest tests listed.
-test: bootstrap bootstrap-kubernetes
+test: bootstrap bootstrap-kubernetes bootstrap-azurite
 	$(VENV)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
 # The tests that need no engine, Docker or Kubernetes (nor ruff/mypy): spec, components under mocks,

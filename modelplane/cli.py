@@ -20,7 +20,7 @@ from modelplane.automation import MissingPluginError, StackRef, on_stack, open_s
 from modelplane.constants import KEY_NAMES, ROTATE_KEY_VARIABLE
 from modelplane.credentials import TOKEN_LIFETIME_S, credential_for
 from modelplane.destinations import RemoteDestinationError, check_url
-from modelplane.engine import PROJECT_ROOT, default_settings
+from modelplane.engine import BACKEND_URL_VARIABLE, PROJECT_ROOT, default_settings
 from modelplane.operations import (
     EXIT_DRIFTED,
     EXIT_FAILED,
@@ -545,6 +545,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelplane", description="Deploy machine-learning models as web services, declaratively."
     )
+    parser.add_argument(
+        "--backend-url",
+        metavar="URL",
+        help="where stacks' state lives, e.g. a team's azblob://CONTAINER (default: $PULUMI_BACKEND_URL, "
+        "else the local file backend in .modelplane/state)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check stack declarations; exit 2 when invalid")
@@ -600,9 +606,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def engine_error_lines(error: auto.CommandError) -> list[str]:
-    """The `error: …` lines of the failed command's stderr."""
+    """The `error: …` lines of the failed command's stderr, each with the indented lines that detail it
+    (e.g. who holds a lock)."""
     _, _, stderr = str(error).partition("\n stderr: ")
-    return [line.strip() for line in stderr.splitlines() if line.strip().startswith("error:")]
+    lines: list[str] = []
+    detailing = False
+    for line in stderr.splitlines():
+        if line.strip().startswith("error:"):
+            lines.append(line.strip())
+            detailing = True
+        elif detailing and line.startswith("  ") and line.strip():
+            lines.append(line.rstrip())
+        else:
+            detailing = False
+    return lines
 
 
 def engine_diagnostics(error: auto.CommandError) -> list[str]:
@@ -642,6 +659,8 @@ def _lost_state(args: argparse.Namespace) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.backend_url:
+        os.environ[BACKEND_URL_VARIABLE] = args.backend_url
     try:
         return int(args.handler(args))
     except SpecError as error:

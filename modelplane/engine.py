@@ -48,6 +48,10 @@ class EngineSettings:
         return env
 
 
+# What `modelplane --backend-url URL` sets, for the commands it runs and the engine's programs.
+BACKEND_URL_VARIABLE = "MODELPLANE_BACKEND_URL"
+
+
 def venv_bin() -> Path:
     """The bin folder of the interpreter running Modelplane (the project's .venv)."""
     return Path(sys.executable).parent
@@ -60,11 +64,14 @@ def state_root() -> Path:
 
 
 def default_settings() -> EngineSettings:
-    """The user's backend when `PULUMI_BACKEND_URL` names one, else the local file backend that
-    scripts/bootstrap prepared (with its passphrase file). `MODELPLANE_STATE` (a state folder of its
-    own, as the tests use) always means the file backend there."""
+    """The backend given by `--backend-url` (MODELPLANE_BACKEND_URL), else the user's `PULUMI_BACKEND_URL`,
+    else the local file backend that scripts/bootstrap prepared (with its passphrase file).
+    `MODELPLANE_STATE` (a state folder of its own, as the tests use) sets aside `PULUMI_BACKEND_URL`,
+    which may be the user's shell setting, but not an explicit `--backend-url`."""
     state = state_root()
-    user_backend = None if "MODELPLANE_STATE" in os.environ else os.environ.get("PULUMI_BACKEND_URL") or None
+    user_backend = os.environ.get(BACKEND_URL_VARIABLE) or None
+    if user_backend is None and "MODELPLANE_STATE" not in os.environ:
+        user_backend = os.environ.get("PULUMI_BACKEND_URL") or None
     return EngineSettings(
         state_dir=state / "state", passphrase_file=state / "passphrase", user_backend_url=user_backend
     )

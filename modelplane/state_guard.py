@@ -4,13 +4,14 @@ would create everything a second time beside what runs).
 
 Pulumi's file backend keeps `<state>/.pulumi/stacks/<project>/<stack>.json`, the copy before the last
 write beside it (`.json.bak`) and a copy per update under `.pulumi/backups/<project>/<stack>/`.
-A team's own backend (`PULUMI_BACKEND_URL`) is its own business: only the local file backend is read.
+Only a local file backend's files are read; a lock is explained from the engine's own message, on any backend.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -21,6 +22,8 @@ PASSPHRASE_VARIABLES = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FI
 # Resources every stack has, which say nothing about infrastructure.
 BOOKKEEPING_TYPES = ("pulumi:pulumi:Stack",)
 BOOKKEEPING_PREFIX = "pulumi:providers:"
+# Pulumi's line for each lock it found: `  <lock URL>: created by user@host (pid N) at T`.
+LOCK_LINE = re.compile(r": created by (\S+)@(\S+) \(pid (\d+)\) at (\S+)")
 RESTORE = "put the newest good copy in its place (`cp <copy> {state}`), then run the command again"
 
 
@@ -80,19 +83,17 @@ def refuse_lost_state(backend_url: str, stack: str) -> None:
     )
 
 
-def lock_holders(backend_url: str, stack: str) -> list[str]:
-    """Who holds the stack's lock (`user@host, pid N, since T`, and whether that process is gone)."""
-    root = _file_backend(backend_url)
-    if root is None:
-        return []
+def lock_holders(engine_lines: list[str]) -> list[str]:
+    """Who holds the stack's lock (`user@host, pid N, since T`, and whether that process is gone), from
+    the lines the engine prints under its lock error, one per lock, for any backend."""
     holders = []
-    for lock in sorted((root / "locks" / "organization" / PROJECT / stack).glob("*.json")):
-        try:
-            held = json.loads(lock.read_text())
-        except (OSError, ValueError):
+    for line in engine_lines:
+        held = LOCK_LINE.search(line)
+        if held is None:
             continue
-        holder = f"{held.get('username')}@{held.get('hostname')}, pid {held.get('pid')}, since {held.get('timestamp')}"
-        if held.get("hostname") == socket.gethostname() and not _running(int(held.get("pid") or 0)):
+        user, host, pid, since = held.groups()
+        holder = f"{user}@{host}, pid {pid}, since {since}"
+        if host == socket.gethostname() and not _running(int(pid)):
             holder += " (no such process runs here any more)"
         holders.append(holder)
     return holders
@@ -108,13 +109,29 @@ def _running(pid: int) -> bool:
     return pid > 0
 
 
-def explain_lock(settings: EngineSettings, stack: str) -> str:
-    holders = lock_holders(settings.backend_url, stack)
+def explain_lock(engine_lines: list[str], settings: EngineSettings, stack: str) -> str:
+    holders = lock_holders(engine_lines)
     by = "; ".join(holders) if holders else "another process"
+    # .modelplane/env.sh points plain `pulumi` at the local file backend; a team's backend is named.
+    backend = "" if _file_backend(settings.backend_url) else f"PULUMI_BACKEND_URL='{settings.backend_url}' "
     return (
         f"stack {stack} is locked by {by}: another `up`, `destroy` or `drift --remediate` is changing it; "
         "nothing was done. Wait for it to end; if it was killed, remove its lock with "
-        f"`. .modelplane/env.sh && pulumi cancel --stack organization/{PROJECT}/{stack} --yes`"
+        f"`. .modelplane/env.sh && {backend}pulumi cancel --stack organization/{PROJECT}/{stack} --yes`"
+    )
+
+
+def explain_passphrase(settings: EngineSettings, stack: str, unreadable: bool) -> str:
+    given = [name for name in PASSPHRASE_VARIABLES if name in os.environ]
+    source = given[0] if given else settings.passphrase_file
+    problem = (
+        f"{source} cannot be read"
+        if unreadable
+        else f"the passphrase from {source} does not open stack {stack}'s secrets"
+    )
+    return (
+        f"{problem}; nothing was done. Give the passphrase the stack was created with "
+        f"({' or '.join(PASSPHRASE_VARIABLES)}, else the file {settings.passphrase_file})"
     )
 
 
@@ -122,15 +139,9 @@ def explain_engine_error(lines: list[str], settings: EngineSettings, stack: str)
     """What to do about an engine error that is about the state or its secrets, or None."""
     text = " ".join(lines)
     if "currently locked" in text:
-        return explain_lock(settings, stack)
-    if "incorrect passphrase" in text:
-        given = [name for name in PASSPHRASE_VARIABLES if name in os.environ]
-        source = given[0] if given else settings.passphrase_file
-        return (
-            f"the passphrase from {source} does not open stack {stack}'s secrets; nothing was done. Give the "
-            f"passphrase the stack was created with ({' or '.join(PASSPHRASE_VARIABLES)}, "
-            f"else the file {settings.passphrase_file})"
-        )
+        return explain_lock(lines, settings, stack)
+    if "incorrect passphrase" in text or "unable to read PULUMI_CONFIG_PASSPHRASE_FILE" in text:
+        return explain_passphrase(settings, stack, unreadable="incorrect passphrase" not in text)
     if "failed to load checkpoint" in text:
         where = state_file(settings.backend_url, stack)
         found = copies(settings.backend_url, stack)

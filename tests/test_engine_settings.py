@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from modelplane.engine import default_settings, state_root
+from modelplane.cli import main
+from modelplane.engine import BACKEND_URL_VARIABLE, default_settings, state_root
 
 
 @pytest.fixture(autouse=True)
 def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PULUMI_BACKEND_URL", "MODELPLANE_STATE", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+    passphrase = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
+    for name in ("PULUMI_BACKEND_URL", BACKEND_URL_VARIABLE, "MODELPLANE_STATE", *passphrase):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -34,3 +36,11 @@ def test_a_state_folder_of_its_own_keeps_the_file_backend(monkeypatch: pytest.Mo
     monkeypatch.setenv("PULUMI_BACKEND_URL", "azblob://team-state")
     monkeypatch.setenv("MODELPLANE_STATE", str(tmp_path))
     assert default_settings().env()["PULUMI_BACKEND_URL"] == f"file://{tmp_path / 'state'}"
+
+
+def test_the_backend_url_flag_wins_even_over_a_state_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "azblob://someone-elses")
+    monkeypatch.setenv("MODELPLANE_STATE", str(tmp_path))
+    monkeypatch.setenv(BACKEND_URL_VARIABLE, "")  # restored after the test: main() sets it
+    main(["--backend-url", "azblob://team-state", "validate", str(tmp_path / "any.yaml")])
+    assert default_settings().env()["PULUMI_BACKEND_URL"] == "azblob://team-state"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from modelplane import kube_diagnosis
 from modelplane.kube_diagnosis import PodFailure, _log_tail, container_state, pod_ready, read_kubeconfig
 
 
@@ -111,7 +111,7 @@ def test_a_log_the_kubelet_dropped_falls_back_to_the_current_run(gone: Any) -> N
 
 
 def test_a_restarted_container_is_given_time_to_reach_its_crash(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kube_diagnosis.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda _seconds: None)
     logs = FakeLogs(GONE_ANSWERS[1], [STARTING, STARTING, CRASHED])
     tail = _log_tail(logs, LOG_URL, restarts=2)  # type: ignore[arg-type]
     assert logs.asked == ["true", "false", "false", "false"]
