@@ -40,7 +40,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import batch, updates  # noqa: E402
+from bench import batch, crashes, updates  # noqa: E402
 from modelplane.dockerfile import ImageRecipe, ModelFiles, write_context  # noqa: E402
 from modelplane.engine import EngineSettings, pulumi_command, venv_bin  # noqa: E402
 
@@ -510,6 +510,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         checks += updates.target_checks(results["updates"])
     if "batch" in results:
         checks += batch.target_checks(results["batch"])
+    if "crashes" in results:
+        checks += crashes.target_checks(results["crashes"])
     return checks
 
 
@@ -612,6 +614,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += updates.markdown_lines(results["updates"])
     if "batch" in results:
         lines += batch.markdown_lines(results["batch"])
+    if "crashes" in results:
+        lines += crashes.markdown_lines(results["crashes"])
     lines += ["### Targets", "", "| target | measured | |", "| --- | --- | --- |"]
     lines += [f"| {name} | {value} | {'met' if ok else 'MISSED'} |" for name, value, ok in targets(results)]
     return "\n".join(lines) + "\n"
@@ -640,7 +644,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sections_known = ("serving", "plan", "engine", "cli", "rebuild", "bootstrap", "updates", "batch")
+    sections_known = ("serving", "plan", "engine", "cli", "rebuild", "bootstrap", "updates", "batch", "crashes")
     parser.add_argument("--only", nargs="*", choices=sections_known)
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per server and concurrency (median kept)")
@@ -660,6 +664,7 @@ def main() -> int:
         "bootstrap": lambda: bootstrap(args.cold_bootstrap),
         "updates": updates.updates,
         "batch": batch.batch,
+        "crashes": crashes.crashes,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     latest = RESULTS / "latest.json"

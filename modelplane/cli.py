@@ -30,10 +30,11 @@ from modelplane.operations import (
     OperationError,
     Policies,
 )
+from modelplane.recovery import recovering
 from modelplane.report import SECRET
 from modelplane.source import SpecError
 from modelplane.spec import StackSpec, load_stack
-from modelplane.state_guard import StateError, explain_engine_error, refuse_lost_state
+from modelplane.state_guard import StateError, engine_error_lines, explain_engine_error, refuse_lost_state
 
 
 class CliError(Exception):
@@ -220,9 +221,13 @@ def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> bool:
     progress = printer() if not args.yes else None
     if progress is None:
         _print_warnings(spec)  # Pulumi's output, which carries them, is not shown.
+    stack = open_stack(ref)
+    policies = _policies(args, ref)
     try:
-        outcome = operations.up(
-            open_stack(ref), _policies(args, ref), lambda _plan: _confirm("Apply these changes?", args.yes), progress
+        outcome = recovering(
+            stack,
+            lambda: operations.up(stack, policies, lambda _plan: _confirm("Apply these changes?", args.yes), progress),
+            _note,
         )
     except auto.CommandError as error:
         if progress is None:
@@ -278,8 +283,12 @@ def _destroy(args: argparse.Namespace) -> int:
     if not _confirm(f"Destroy every resource of stack '{ref.name}'?", args.yes):
         print("nothing destroyed")
         return EXIT_OK
-    print(operations.destroy(stack, printer()))
+    print(recovering(stack, lambda: operations.destroy(stack, printer()), _note))
     return EXIT_OK
+
+
+def _note(line: str) -> None:
+    print(f"modelplane: {line}", file=sys.stderr, flush=True)
 
 
 def masked(outputs: Mapping[str, auto.OutputValue], show_secrets: bool) -> dict[str, Any]:
@@ -433,7 +442,8 @@ def _drift(args: argparse.Namespace) -> int:
     if not _confirm("Remediate now?", args.yes):
         print("nothing remediated")
         return EXIT_DRIFTED
-    after = operations.remediate(stack, ref, _policies(args, ref), printer())
+    policies = _policies(args, ref)
+    after = recovering(stack, lambda: operations.remediate(stack, ref, policies, printer()), _note)
     sys.stdout.write(drift.render(after, "text"))
     return EXIT_DRIFTED if after.drifted else EXIT_OK
 
@@ -603,23 +613,6 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--data", metavar="JSON|@FILE", help="request body (default: the swagger example)")
     _flag(invoke, "--all-samples", "call every endpoint with its swagger example")
     return parser
-
-
-def engine_error_lines(error: auto.CommandError) -> list[str]:
-    """The `error: …` lines of the failed command's stderr, each with the indented lines that detail it
-    (e.g. who holds a lock)."""
-    _, _, stderr = str(error).partition("\n stderr: ")
-    lines: list[str] = []
-    detailing = False
-    for line in stderr.splitlines():
-        if line.strip().startswith("error:"):
-            lines.append(line.strip())
-            detailing = True
-        elif detailing and line.startswith("  ") and line.strip():
-            lines.append(line.rstrip())
-        else:
-            detailing = False
-    return lines
 
 
 def engine_diagnostics(error: auto.CommandError) -> list[str]:

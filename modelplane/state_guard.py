@@ -83,6 +83,23 @@ def refuse_lost_state(backend_url: str, stack: str) -> None:
     )
 
 
+def engine_error_lines(error: Exception) -> list[str]:
+    """The `error: …` lines of the failed command's stderr, each with the indented lines that detail it
+    (e.g. who holds a lock)."""
+    _, _, stderr = str(error).partition("\n stderr: ")
+    lines: list[str] = []
+    detailing = False
+    for line in stderr.splitlines():
+        if line.strip().startswith("error:"):
+            lines.append(line.strip())
+            detailing = True
+        elif detailing and line.startswith("  ") and line.strip():
+            lines.append(line.rstrip())
+        else:
+            detailing = False
+    return lines
+
+
 def lock_holders(engine_lines: list[str]) -> list[str]:
     """Who holds the stack's lock (`user@host, pid N, since T`, and whether that process is gone), from
     the lines the engine prints under its lock error, one per lock, for any backend."""
@@ -100,13 +117,22 @@ def lock_holders(engine_lines: list[str]) -> list[str]:
 
 
 def _running(pid: int) -> bool:
+    """Whether a process with this pid runs (one killed and not yet reaped by its parent does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return pid > 0
+    return pid > 0 and not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def explain_lock(engine_lines: list[str], settings: EngineSettings, stack: str) -> str:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from pulumi import automation as auto
 
-from modelplane.cli import engine_error_lines
 from modelplane.engine import EngineSettings
-from modelplane.state_guard import explain_engine_error, lock_holders
+from modelplane.state_guard import engine_error_lines, explain_engine_error, lock_holders
 
 LOCKED = (
     "error: the stack is currently locked by 2 lock(s). Either wait for the other process(es) to end or "
@@ -65,3 +65,16 @@ def test_an_unreadable_passphrase_file_is_named(monkeypatch: pytest.MonkeyPatch)
     settings = EngineSettings(state_dir=Path("/w/state"), passphrase_file=Path("/w/passphrase"))
     advice = explain_engine_error(engine_error_lines(_engine_error(stderr)), settings, stack="web")
     assert advice is not None and advice.startswith("/w/passphrase cannot be read; nothing was done.")
+
+
+def test_a_holder_killed_and_not_yet_reaped_is_gone() -> None:
+    unreaped = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while "Z" not in Path(f"/proc/{unreaped.pid}/stat").read_text().rpartition(")")[2][:3]:
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.05)
+        line = f"  file:///s/1.json: created by ci@{socket.gethostname()} (pid {unreaped.pid}) at 2026-12-02T08:11:00Z"
+        assert lock_holders([line])[0].endswith("(no such process runs here any more)")
+    finally:
+        unreaped.wait()

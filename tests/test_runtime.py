@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -548,3 +549,21 @@ def test_scoring_metrics_count_model_failures_and_leave_probes_out() -> None:
 def test_model_labels_join_several_models() -> None:
     assert model_labels("a:1,b:3") == ("a,b", "1,3")
     assert model_labels("") == ("", "")
+
+
+def test_a_dying_worker_is_told_on_stderr_and_nothing_else_of_gunicorns_error_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from modelplane.runtime.gunicorn_hooks import on_starting
+
+    error_log = logging.getLogger("test.gunicorn.error")
+    error_log.propagate = False
+    on_starting(SimpleNamespace(log=SimpleNamespace(error_log=error_log)))
+    error_log.info("Booting worker with pid: %s", 9)
+    error_log.error("Worker (pid:%s) was sent %s! Perhaps out of memory?", 9, "SIGKILL")
+    error_log.critical("WORKER TIMEOUT (pid:%s)", 10)
+    error_log.error("Exception in worker process")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].endswith("gunicorn - Worker (pid:9) was sent SIGKILL! Perhaps out of memory?")
+    assert lines[1].endswith("gunicorn - WORKER TIMEOUT (pid:10)")

@@ -125,13 +125,7 @@ def test_a_locked_stack_is_refused_naming_the_holder_and_nothing_is_applied(depl
         assert f"stack {deployed.file.stem} is locked by ci@{socket.gethostname()}, pid {os.getpid()}" in output, output
         assert "nothing was done" in output and "no such process" not in output, output
         assert deployed.state_file.read_bytes() == before
-        # The holder killed: the message says so, and its advice removes the lock.
-        finished = subprocess.Popen(["true"])
-        finished.wait()
-        lock.unlink()
-        lock = _lock(deployed, finished.pid)
-        code, output = deployed.cli("up", "--yes")
-        assert code == 1 and "(no such process runs here any more)" in output, output
+        # The advice removes the lock (for a holder that was killed elsewhere).
         cancel = re.search(r"`\. \.modelplane/env\.sh && (pulumi cancel [^`]+)`", output)
         assert cancel is not None, output
         settings = EngineSettings(deployed.work / "state", deployed.work / "passphrase")
@@ -146,6 +140,26 @@ def test_a_locked_stack_is_refused_naming_the_holder_and_nothing_is_applied(depl
     finally:
         lock.unlink(missing_ok=True)
         model.write_bytes(kept)
+    _unchanged(deployed)
+
+
+def test_a_lock_whose_holder_was_killed_here_is_removed_by_the_next_up(deployed: SmallStack) -> None:
+    model = deployed.file.parent / "model.pkl"
+    kept = model.read_bytes()
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    lock = _lock(deployed, finished.pid)
+    try:
+        model.write_bytes(kept + b"\0")
+        code, output = deployed.cli("up", "--yes")
+        assert code == 0 and "update succeeded" in output, output
+        holder = f"ci@{socket.gethostname()}, pid {finished.pid}, since 2026-12-02T05:32:08Z"
+        assert f"removed the lock of a run that was killed ({holder} (no such process runs here any more))" in output
+        assert not lock.exists()
+    finally:
+        lock.unlink(missing_ok=True)
+        model.write_bytes(kept)
+    assert deployed.cli("up", "--yes")[0] == 0
     _unchanged(deployed)
 
 

@@ -1,8 +1,10 @@
 """Gunicorn hooks (`-c python:modelplane_runtime.gunicorn_hooks`): the master serves the workers'
-summed Prometheus metrics on their own port, and forgets a worker's live gauges when it exits."""
+summed Prometheus metrics on their own port, forgets a worker's live gauges when it exits, and says
+on stderr when a worker dies (killed for memory, timed out), which its error log, kept off, would not."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -11,6 +13,23 @@ from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from .metrics import METRICS_PORT_VARIABLE
 from .ports import METRICS_PORT
+
+# The master's own lines about a worker that died: `Worker (pid:N) was sent SIGKILL! Perhaps out of
+# memory?`, `Worker (pid:N) exited with code 1`, `WORKER TIMEOUT (pid:N)`.
+WORKER_DEATH_PREFIXES = ("Worker (pid:", "WORKER TIMEOUT")
+
+
+def is_worker_death(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR and str(record.msg).startswith(WORKER_DEATH_PREFIXES)
+
+
+def on_starting(server: Any) -> None:
+    """The error log goes to /dev/null (serve.py: the AML server logs for itself); its lines about
+    dying workers go to stderr, so a worker killed for memory leaves a trace in the container log."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(is_worker_death)
+    handler.setFormatter(logging.Formatter("%(asctime)s E [%(process)d] gunicorn - %(message)s"))
+    server.log.error_log.addHandler(handler)
 
 
 def when_ready(_server: Any) -> None:

@@ -1,0 +1,136 @@
+"""A stack after a run that was killed (SIGKILL, a cancelled CI job, a power cut), made whole before the
+next `up` or `destroy`.
+
+A killed run leaves two things behind. Its lock, which refuses every later run: when every holder ran
+on this machine and none runs any more, the lock is removed (`pulumi cancel`) and the command goes on.
+And the operations it had started ("pending operations"), whose resources may exist without the state
+knowing them: a container it created under a fresh name would be left running beside its successor,
+so such containers are removed; then `pulumi refresh --clear-pending-creates` reads every resource
+back and drops the pending operations, as Pulumi's documentation advises. What other creates left is
+found again by name on the next run (images by content tag, stored models by path, a named container
+replaced by its successor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from modelplane.state_guard import engine_error_lines, lock_holders
+
+if TYPE_CHECKING:
+    from pulumi import automation as auto
+
+Result = TypeVar("Result")
+CONTAINER_TYPE = "pulumi-python:dynamic/docker:Container"
+IMAGE_TYPE = "pulumi-python:dynamic/docker:Image"
+GONE = "(no such process runs here any more)"
+
+
+def stale_lock(engine_lines: list[str]) -> list[str]:
+    """The holders of a lock that only dead processes of this machine hold ([] for any other error)."""
+    if not any("currently locked" in line for line in engine_lines):
+        return []
+    holders = lock_holders(engine_lines)
+    return holders if holders and all(holder.endswith(GONE) for holder in holders) else []
+
+
+def without_stale_lock(stack: auto.Stack, operation: Callable[[], Result], say: Callable[[str], None]) -> Result:
+    """Run `operation`; when a killed run's lock refuses it, remove that lock and run it once more."""
+    from pulumi import automation as auto
+
+    try:
+        return operation()
+    except auto.CommandError as error:
+        holders = stale_lock(engine_error_lines(error))
+        if not holders:
+            raise
+    stack.cancel()
+    say(f"removed the lock of a run that was killed ({'; '.join(holders)})")
+    return operation()
+
+
+def pending_operations(deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What the last run had started and not finished, from the stack's exported state."""
+    return list(deployment.get("pending_operations") or [])
+
+
+def interrupted(pending: list[dict[str, Any]]) -> str:
+    """`creating endpoint-web-default, deleting model-ridge-store`."""
+    return ", ".join(f"{op.get('type')} {str(op['resource']['urn']).rsplit('::', 1)[-1]}" for op in pending)
+
+
+def pending_creates(deployment: Mapping[str, Any], resource_type: str) -> list[dict[str, Any]]:
+    """The inputs of the resources of `resource_type` the last run had started creating."""
+    return [
+        op["resource"].get("inputs") or {}
+        for op in pending_operations(deployment)
+        if op.get("type") == "creating" and op["resource"].get("type") == resource_type
+    ]
+
+
+def known_ids(deployment: Mapping[str, Any]) -> set[str]:
+    return {str(r["id"]) for r in deployment.get("resources") or [] if r.get("id")}
+
+
+def remove_orphan_containers(deployment: Mapping[str, Any]) -> list[str]:
+    """Remove the containers pending creates left under fresh names (`<prefix>-<6 hex>`, docker.py)
+    that the state does not know; their names."""
+    prefixes = [str(i["name"]) for i in pending_creates(deployment, CONTAINER_TYPE) if i.get("unique_name")]
+    if not prefixes:
+        return []
+    from modelplane.providers.docker import engine_client
+
+    patterns = [re.compile(rf"{re.escape(prefix)}-[0-9a-f]{{6}}") for prefix in prefixes]
+    known = known_ids(deployment)
+    removed = []
+    for container in engine_client().containers.list(all=True, filters={"label": "modelplane.managed=true"}):
+        if container.id not in known and any(p.fullmatch(container.name) for p in patterns):
+            container.remove(force=True)
+            removed.append(str(container.name))
+    return removed
+
+
+def remove_orphan_images(deployment: Mapping[str, Any]) -> list[str]:
+    """Remove the images pending creates built under tags the state does not know (the next run
+    builds again what it still declares, from the layers it shares); their tags."""
+    tags = {str(i["tag"]) for i in pending_creates(deployment, IMAGE_TYPE)} - known_ids(deployment)
+    if not tags:
+        return []
+    from docker import errors
+
+    from modelplane.providers.docker import engine_client
+
+    client, removed = engine_client(), []
+    for tag in sorted(tags):
+        with contextlib.suppress(errors.ImageNotFound, errors.APIError):  # absent, or in use: left as is
+            if client.images.get(tag).labels.get("modelplane.managed") == "true":
+                client.images.remove(tag)
+                removed.append(tag)
+    return removed
+
+
+def recover_interrupted(stack: auto.Stack, say: Callable[[str], None]) -> None:
+    """Resolve a killed run's pending operations before the next run (nothing when there are none)."""
+    deployment = stack.export_stack().deployment or {}
+    pending = pending_operations(deployment)
+    if not pending:
+        return
+    say(f"the last run on stack {stack.name} was killed while {interrupted(pending)}; recovering")
+    removed = remove_orphan_containers(deployment) + remove_orphan_images(deployment)
+    if removed:
+        say(f"removed what it had created that the state does not know: {', '.join(removed)}")
+    stack.refresh(clear_pending_creates=True)
+    say("state refreshed from what runs; pending operations cleared")
+
+
+def recovering(stack: auto.Stack, operation: Callable[[], Result], say: Callable[[str], None]) -> Result:
+    """`operation` on a stack made whole first: a killed run's lock removed, its pending operations resolved."""
+
+    def whole_then_run() -> Result:
+        recover_interrupted(stack, say)
+        return operation()
+
+    return without_stale_lock(stack, whole_then_run, say)

@@ -1,0 +1,160 @@
+"""`up` and `destroy` killed with SIGKILL (the whole process group: CLI, engine, language host and
+providers, as a cancelled CI job or the OOM killer leaves them), then run again: the next run removes
+the dead run's lock, removes what it created that the state does not know, clears its pending
+operations and converges, with no orphan containers or images. Through the real CLI, engine and
+Docker on a one-endpoint local stack; the kill points are the ones that leave most behind (a
+scoring container being created, a stack half destroyed). `make bench BENCH_ARGS="--only crashes"`
+kills at random points, ten times."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import requests
+
+from modelplane.engine import PROJECT_ROOT, venv_bin
+from tests.conftest import free_port, modelplane, succeeded
+
+pytestmark = [pytest.mark.engine, pytest.mark.docker]
+
+EXAMPLE = PROJECT_ROOT / "examples" / "sklearn-regression"
+SAMPLE = json.loads((EXAMPLE / "sample-request.json").read_text())
+
+
+@dataclass
+class CrashStack:
+    folder: Path
+    port: int
+    env: dict[str, str] = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"crash{self.port}"
+
+    @property
+    def file(self) -> Path:
+        return self.folder / f"{self.name}.yaml"
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return modelplane(args[0], self.file, self.env, *args[1:])
+
+    def start(self, command: str) -> subprocess.Popen[bytes]:
+        """The command in a process group of its own, to be killed whole."""
+        line = [str(venv_bin() / "modelplane"), command, "--file", str(self.file), "--yes"]
+        return subprocess.Popen(
+            line, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+
+    def checkpoint(self) -> dict[str, Any]:
+        state = self.folder / "work" / "state" / ".pulumi" / "stacks" / "modelplane" / f"{self.name}.json"
+        return dict(json.loads(state.read_text())["checkpoint"].get("latest") or {})
+
+    def containers(self) -> list[Any]:
+        return list(docker.from_env().containers.list(all=True, filters={"label": f"modelplane.stack={self.name}"}))
+
+    def networks(self) -> set[str]:
+        return {n.id for n in docker.from_env().networks.list(filters={"label": f"modelplane.stack={self.name}"})}
+
+    def images(self) -> set[str]:
+        tags = (tag for image in docker.from_env().images.list() for tag in image.tags)
+        return {tag for tag in tags if tag.startswith(f"modelplane/{self.name}-")}
+
+    def key(self) -> str:
+        outputs = json.loads(succeeded(self.cli("outputs", "--show-secrets")).stdout)
+        return str(outputs["endpoint_keys"]["web"]["primary_key"])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashStack]:
+    folder = tmp_path_factory.mktemp("crash")
+    shutil.copytree(EXAMPLE, folder / "example", ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "work" / "state").mkdir(parents=True)
+    (folder / "work" / "passphrase").write_text("crash-passphrase-not-a-secret\n")
+    env = {**os.environ, "MODELPLANE_STATE": str(folder / "work")}
+    env.pop("PULUMI_CONFIG_PASSPHRASE", None)
+    crash = CrashStack(folder, free_port(), env)
+    crash.file.write_text(
+        "models:\n  ridge: {path: example/model/sklearn_regression_model.pkl, framework: scikit-learn}\n"
+        "images:\n  scorer: {inference_config: example/inferenceconfig.json, source_directory: example, "
+        "models: [ridge]}\n"
+        f"endpoints:\n  web: {{image: scorer, port: {crash.port}}}\n"
+    )
+    succeeded(crash.cli("up", "--yes"))
+    yield crash
+    crash.cli("destroy", "--yes")
+    (PROJECT_ROOT / f"Pulumi.{crash.name}.yaml").unlink(missing_ok=True)
+
+
+def kill_when(process: subprocess.Popen[bytes], moment: Callable[[], bool], seconds: float = 240) -> None:
+    """SIGKILL the process's whole group as soon as `moment()` holds."""
+    deadline = time.monotonic() + seconds
+    while not moment():
+        assert process.poll() is None, "the run ended before the moment to kill it"
+        assert time.monotonic() < deadline, f"the moment to kill did not come in {seconds} s"
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def assert_converged(stack: CrashStack) -> None:
+    """No pending operations; every container, image and network of the stack is one the state knows."""
+    latest = stack.checkpoint()
+    assert not latest.get("pending_operations"), latest.get("pending_operations")
+    ids = {str(r.get("id")) for r in latest.get("resources") or []}
+    assert {c.id for c in stack.containers()} <= ids, [c.name for c in stack.containers() if c.id not in ids]
+    assert stack.images() <= ids, stack.images() - ids
+    assert stack.networks() <= ids, stack.networks() - ids
+
+
+def test_up_killed_while_creating_a_container_is_recovered_by_the_next_up(stack: CrashStack) -> None:
+    before = {c.id for c in stack.containers()}
+    with (stack.folder / "example" / "score.py").open("a") as score:
+        score.write("# a new version: a new image and a new scoring container\n")
+    fresh = re.compile(rf"modelplane-{stack.name}-web-default-[0-9a-f]{{6}}")
+    run = stack.start("up")
+    kill_when(run, lambda: any(c.id not in before and fresh.fullmatch(c.name) for c in stack.containers()))
+    (orphan,) = [c.name for c in stack.containers() if c.id not in before and fresh.fullmatch(c.name)]
+    assert stack.checkpoint().get("pending_operations"), "the kill left nothing pending"
+
+    result = stack.cli("up", "--yes")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "removed the lock of a run that was killed" in output, output[-3000:]
+    assert f"the last run on stack {stack.name} was killed while creating endpoint-web-default" in output
+    assert f"removed what it had created that the state does not know: {orphan}" in output
+    assert_converged(stack)
+    assert "no changes" in succeeded(stack.cli("up", "--yes")).stdout
+    answer = requests.post(
+        f"http://127.0.0.1:{stack.port}/score",
+        json=SAMPLE,
+        headers={"Authorization": f"Bearer {stack.key()}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_destroy_killed_half_way_is_finished_by_the_next_destroy(stack: CrashStack) -> None:
+    running = len(stack.containers())
+    run = stack.start("destroy")
+    kill_when(run, lambda: len(stack.containers()) < running)
+    assert stack.containers() or stack.images(), "the destroy had finished"
+
+    result = stack.cli("destroy", "--yes")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "removed the lock of a run that was killed" in output, output[-3000:]
+    assert not stack.containers() and not stack.images() and not stack.networks()
+    latest = stack.checkpoint()
+    assert not latest.get("pending_operations") and not latest.get("resources"), latest
