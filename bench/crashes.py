@@ -5,6 +5,10 @@ and checks that the next `up` converges: it succeeds, the state has no pending o
 container, image and network of the stack is one the state knows, a further `up` finds nothing to
 change, and the endpoint answers. Each `destroy` trial deploys the stack, kills a `destroy`, and
 checks that the next one leaves nothing. tests/test_crash_recovery.py kills at the worst points, once.
+
+Bench section `daemon`: the Docker daemon restarted under a deployed stack (SIGTERM, then
+`scripts/bootstrap` starts it again, as a host's service manager would): how long until the endpoint
+answers again (its containers' restart policy), and whether `drift` reports anything after.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from bench.updates import ROOT, SAMPLE, bench_folder, free_port, state_env
 
 UP_TRIALS = 10
 DESTROY_TRIALS = 5
+DAEMON_WAIT_S = 120.0
+DAEMON_TARGET_S = 60.0
 
 
 @dataclass
@@ -109,14 +115,20 @@ def up_trial(bench: CrashBench, trial: int, window_s: float) -> dict[str, Any]:
     bench.killed("up", kill_at)
     pending = [op.get("type") for op in bench.latest().get("pending_operations") or []]
     code, output, took = bench.run("up", "--yes")
-    no_op, second, _ = bench.run("up", "--yes")
     leftovers = bench.leftovers()
+    if code != 0:
+        leftovers.append("the next up failed: " + " | ".join(output.strip().splitlines()[-5:]))
+    no_op, second, _ = bench.run("up", "--yes")
+    if no_op != 0 or "no changes" not in second:
+        leftovers.append("a further up changed: " + " | ".join(second.strip().splitlines()[-3:]))
+    if not bench.answers():
+        leftovers.append("the endpoint did not answer")
     return {
         "killed_at_s": kill_at,
         "pending": pending,
         "recovered": [line.removeprefix("modelplane: ") for line in output.splitlines() if "killed" in line],
         "next_up_s": round(took, 1),
-        "converged": code == 0 and no_op == 0 and "no changes" in second and not leftovers and bench.answers(),
+        "converged": not leftovers,
         "leftovers": leftovers,
     }
 
@@ -150,11 +162,51 @@ def crashes() -> dict[str, Any]:
         finally:
             bench.run("destroy", "--yes")
             (ROOT / f"Pulumi.{bench.name}.yaml").unlink(missing_ok=True)
+    windows = {"up_window_s": round(up_window, 1), "destroy_window_s": round(destroy_window, 1)}
+    return {**windows, "up": ups, "destroy": destroys}
+
+
+def _stop_dockerd() -> None:
+    (pid,) = (int(line) for line in subprocess.check_output(["pgrep", "-x", "dockerd"], text=True).split())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + DAEMON_WAIT_S
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"dockerd (pid {pid}) did not stop in {DAEMON_WAIT_S} s")
+        time.sleep(0.2)
+
+
+def daemon() -> dict[str, Any]:
+    with bench_folder() as folder:
+        bench = CrashBench(folder, free_port())
+        _declare(bench)
+        try:
+            bench.run("up", "--yes")
+            return daemon_restart(bench)
+        finally:
+            bench.run("destroy", "--yes")
+            (ROOT / f"Pulumi.{bench.name}.yaml").unlink(missing_ok=True)
+
+
+def daemon_restart(bench: CrashBench) -> dict[str, Any]:
+    """Restart dockerd under the deployed stack: seconds until it answers, until the endpoint does, and drift after."""
+    _stop_dockerd()
+    stopped = time.monotonic()
+    subprocess.run([str(ROOT / "scripts" / "bootstrap")], check=True, capture_output=True)
+    daemon_s = time.monotonic() - stopped
+    answered = False
+    while not answered and time.monotonic() - stopped < DAEMON_WAIT_S:
+        try:
+            answered = bench.answers()
+        except (requests.RequestException, ValueError):
+            time.sleep(0.5)
+    answered_s = time.monotonic() - stopped
+    code, output, _ = bench.run("drift")
     return {
-        "up_window_s": round(up_window, 1),
-        "destroy_window_s": round(destroy_window, 1),
-        "up": ups,
-        "destroy": destroys,
+        "daemon_s": round(daemon_s, 1),
+        "answered_s": round(answered_s, 1) if answered else None,
+        "drift_clean": code == 0,
+        "drift": output.strip().splitlines()[-3:],
     }
 
 
@@ -186,6 +238,17 @@ def markdown_lines(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def daemon_markdown_lines(daemon: dict[str, Any]) -> list[str]:
+    answered = f"{daemon['answered_s']} s" if daemon["answered_s"] is not None else f"not within {DAEMON_WAIT_S:.0f} s"
+    drift = "reported nothing" if daemon["drift_clean"] else "reported drift: " + " ".join(daemon["drift"])
+    return [
+        f"The Docker daemon restarted under the deployed stack (SIGTERM, then started again): the daemon "
+        f"answered after {daemon['daemon_s']} s, the endpoint after {answered} (its containers' `unless-stopped` "
+        f"restart policy); `drift` then {drift}.",
+        "",
+    ]
+
+
 def target_checks(section: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     checks: list[tuple[str, str, bool | None]] = []
     for kind in ("up", "destroy"):
@@ -195,3 +258,13 @@ def target_checks(section: dict[str, Any]) -> list[tuple[str, str, bool | None]]
             (f"`{kind}` killed: the next run converges", f"{converged}/{len(trials)}", converged == len(trials))
         )
     return checks
+
+
+def daemon_target_checks(daemon: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    answered = daemon["answered_s"]
+    in_time = answered is not None and answered <= DAEMON_TARGET_S
+    clean = daemon["drift_clean"]
+    return [
+        (f"Docker restarted: endpoint answers within {DAEMON_TARGET_S:.0f} s", f"{answered} s", in_time),
+        ("Docker restarted: drift reports nothing", "nothing" if clean else "drift", clean),
+    ]

@@ -512,6 +512,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         checks += batch.target_checks(results["batch"])
     if "crashes" in results:
         checks += crashes.target_checks(results["crashes"])
+    if "daemon" in results:
+        checks += crashes.daemon_target_checks(results["daemon"])
     return checks
 
 
@@ -616,6 +618,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += batch.markdown_lines(results["batch"])
     if "crashes" in results:
         lines += crashes.markdown_lines(results["crashes"])
+    if "daemon" in results:
+        lines += crashes.daemon_markdown_lines(results["daemon"])
     lines += ["### Targets", "", "| target | measured | |", "| --- | --- | --- |"]
     lines += [f"| {name} | {value} | {'met' if ok else 'MISSED'} |" for name, value, ok in targets(results)]
     return "\n".join(lines) + "\n"
@@ -644,7 +648,18 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sections_known = ("serving", "plan", "engine", "cli", "rebuild", "bootstrap", "updates", "batch", "crashes")
+    sections_known = (
+        "serving",
+        "plan",
+        "engine",
+        "cli",
+        "rebuild",
+        "bootstrap",
+        "updates",
+        "batch",
+        "crashes",
+        "daemon",
+    )
     parser.add_argument("--only", nargs="*", choices=sections_known)
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per server and concurrency (median kept)")
@@ -665,6 +680,7 @@ def main() -> int:
         "updates": updates.updates,
         "batch": batch.batch,
         "crashes": crashes.crashes,
+        "daemon": crashes.daemon,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     latest = RESULTS / "latest.json"

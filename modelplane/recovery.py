@@ -1,14 +1,14 @@
 """A stack after a run that was killed (SIGKILL, a cancelled CI job, a power cut), made whole before the
-next `up` or `destroy`.
+next `up`, `destroy` or `drift --remediate`.
 
 A killed run leaves two things behind. Its lock, which refuses every later run: when every holder ran
 on this machine and none runs any more, the lock is removed (`pulumi cancel`) and the command goes on.
 And the operations it had started ("pending operations"), whose resources may exist without the state
-knowing them: a container it created under a fresh name would be left running beside its successor,
-so such containers are removed; then `pulumi refresh --clear-pending-creates` reads every resource
-back and drops the pending operations, as Pulumi's documentation advises. What other creates left is
-found again by name on the next run (images by content tag, stored models by path, a named container
-replaced by its successor).
+knowing them: a container it created under a fresh name would be left running beside its successor.
+`pulumi refresh --clear-pending-creates` reads every resource back and drops the pending operations,
+as Pulumi's documentation advises; then such containers, and images built under tags the state does
+not know, are removed. What other creates left is found again by name on the next run (a named
+container replaced by its successor, a network adopted, a stored model copied again).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelplane.state_guard import engine_error_lines, lock_holders
@@ -75,28 +77,45 @@ def known_ids(deployment: Mapping[str, Any]) -> set[str]:
     return {str(r["id"]) for r in deployment.get("resources") or [] if r.get("id")}
 
 
-def remove_orphan_containers(deployment: Mapping[str, Any]) -> list[str]:
+@dataclass(frozen=True)
+class Leftovers:
+    """What a killed run's pending creates may have left: judged against the state after the refresh,
+    and only what existed before the recovery began (a run started since is none of its business)."""
+
+    pending: Mapping[str, Any]
+    """The exported state, with the dead run's pending operations."""
+    known: set[str]
+    """The resource ids in the state after the refresh."""
+    before: datetime
+
+    def older(self, created: str) -> bool:
+        """Whether Docker's `Created` (RFC 3339, nanoseconds) is before the recovery began."""
+        seconds = re.sub(r"(\.\d{6})\d+", r"\1", created.replace("Z", "+00:00"))
+        return datetime.fromisoformat(seconds) < self.before
+
+
+def remove_orphan_containers(left: Leftovers) -> list[str]:
     """Remove the containers pending creates left under fresh names (`<prefix>-<6 hex>`, docker.py)
     that the state does not know; their names."""
-    prefixes = [str(i["name"]) for i in pending_creates(deployment, CONTAINER_TYPE) if i.get("unique_name")]
+    prefixes = [str(i["name"]) for i in pending_creates(left.pending, CONTAINER_TYPE) if i.get("unique_name")]
     if not prefixes:
         return []
     from modelplane.providers.docker import engine_client
 
     patterns = [re.compile(rf"{re.escape(prefix)}-[0-9a-f]{{6}}") for prefix in prefixes]
-    known = known_ids(deployment)
     removed = []
     for container in engine_client().containers.list(all=True, filters={"label": "modelplane.managed=true"}):
-        if container.id not in known and any(p.fullmatch(container.name) for p in patterns):
+        fresh = any(p.fullmatch(container.name) for p in patterns)
+        if fresh and container.id not in left.known and left.older(container.attrs["Created"]):
             container.remove(force=True)
             removed.append(str(container.name))
     return removed
 
 
-def remove_orphan_images(deployment: Mapping[str, Any]) -> list[str]:
+def remove_orphan_images(left: Leftovers) -> list[str]:
     """Remove the images pending creates built under tags the state does not know (the next run
     builds again what it still declares, from the layers it shares); their tags."""
-    tags = {str(i["tag"]) for i in pending_creates(deployment, IMAGE_TYPE)} - known_ids(deployment)
+    tags = {str(i["tag"]) for i in pending_creates(left.pending, IMAGE_TYPE)} - left.known
     if not tags:
         return []
     from docker import errors
@@ -106,24 +125,28 @@ def remove_orphan_images(deployment: Mapping[str, Any]) -> list[str]:
     client, removed = engine_client(), []
     for tag in sorted(tags):
         with contextlib.suppress(errors.ImageNotFound, errors.APIError):  # absent, or in use: left as is
-            if client.images.get(tag).labels.get("modelplane.managed") == "true":
+            image = client.images.get(tag)
+            if image.labels.get("modelplane.managed") == "true" and left.older(image.attrs["Created"]):
                 client.images.remove(tag)
                 removed.append(tag)
     return removed
 
 
 def recover_interrupted(stack: auto.Stack, say: Callable[[str], None]) -> None:
-    """Resolve a killed run's pending operations before the next run (nothing when there are none)."""
-    deployment = stack.export_stack().deployment or {}
-    pending = pending_operations(deployment)
-    if not pending:
+    """Resolve a killed run's pending operations before the next run (nothing when there are none).
+    The refresh comes first: it takes the stack's lock, so a run that is still going (whose pending
+    operations these are) refuses it before anything of its own is touched."""
+    pending = stack.export_stack().deployment or {}
+    if not pending_operations(pending):
         return
-    say(f"the last run on stack {stack.name} was killed while {interrupted(pending)}; recovering")
-    removed = remove_orphan_containers(deployment) + remove_orphan_images(deployment)
+    began = datetime.now(UTC)
+    stack.refresh(clear_pending_creates=True)
+    say(f"the last run on stack {stack.name} was killed while {interrupted(pending_operations(pending))}")
+    say("state refreshed from what runs; its pending operations cleared")
+    left = Leftovers(pending, known_ids(stack.export_stack().deployment or {}), began)
+    removed = remove_orphan_containers(left) + remove_orphan_images(left)
     if removed:
         say(f"removed what it had created that the state does not know: {', '.join(removed)}")
-    stack.refresh(clear_pending_creates=True)
-    say("state refreshed from what runs; pending operations cleared")
 
 
 def recovering(stack: auto.Stack, operation: Callable[[], Result], say: Callable[[str], None]) -> Result:

@@ -4,6 +4,8 @@ connection the tests make on this machine."""
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,9 +22,10 @@ import requests
 from pulumi import automation as auto
 
 from modelplane.destinations import carried_here
-from modelplane.engine import EngineSettings, pulumi_command, venv_bin
+from modelplane.engine import PROJECT_ROOT, EngineSettings, pulumi_command, venv_bin
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
+EXAMPLE = PROJECT_ROOT / "examples" / "sklearn-regression"
 
 
 def destination_here(address: Any) -> bool:
@@ -129,6 +132,25 @@ def modelplane(
 def succeeded(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert result.returncode == 0, f"{result.args[1:]}: {result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
+
+
+def one_endpoint_stack(folder: Path, name: str, endpoint: str) -> tuple[Path, dict[str, str]]:
+    """The seed's regression example (copied to `folder/example`, to be changed at will) behind local
+    endpoint `web` (`endpoint`: its settings after `image: scorer`), with a state folder of its own:
+    the stack file and the CLI's environment."""
+    shutil.copytree(EXAMPLE, folder / "example", ignore=shutil.ignore_patterns("__pycache__"))
+    stack = folder / f"{name}.yaml"
+    stack.write_text(
+        "models:\n  ridge: {path: example/model/sklearn_regression_model.pkl, framework: scikit-learn}\n"
+        "images:\n  scorer: {inference_config: example/inferenceconfig.json, source_directory: example, "
+        "models: [ridge]}\n"
+        f"endpoints:\n  web: {{image: scorer, {endpoint}}}\n"
+    )
+    (folder / "work" / "state").mkdir(parents=True)
+    (folder / "work" / "passphrase").write_text(f"{name}-passphrase-not-a-secret\n")
+    env = {**os.environ, "MODELPLANE_STATE": str(folder / "work")}
+    env.pop("PULUMI_CONFIG_PASSPHRASE", None)
+    return stack, env
 
 
 def free_port() -> int:

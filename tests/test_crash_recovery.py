@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -25,11 +24,10 @@ import pytest
 import requests
 
 from modelplane.engine import PROJECT_ROOT, venv_bin
-from tests.conftest import free_port, modelplane, succeeded
+from tests.conftest import EXAMPLE, free_port, modelplane, one_endpoint_stack, succeeded
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
-EXAMPLE = PROJECT_ROOT / "examples" / "sklearn-regression"
 SAMPLE = json.loads((EXAMPLE / "sample-request.json").read_text())
 
 
@@ -78,19 +76,9 @@ class CrashStack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashStack]:
-    folder = tmp_path_factory.mktemp("crash")
-    shutil.copytree(EXAMPLE, folder / "example", ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "work" / "state").mkdir(parents=True)
-    (folder / "work" / "passphrase").write_text("crash-passphrase-not-a-secret\n")
-    env = {**os.environ, "MODELPLANE_STATE": str(folder / "work")}
-    env.pop("PULUMI_CONFIG_PASSPHRASE", None)
-    crash = CrashStack(folder, free_port(), env)
-    crash.file.write_text(
-        "models:\n  ridge: {path: example/model/sklearn_regression_model.pkl, framework: scikit-learn}\n"
-        "images:\n  scorer: {inference_config: example/inferenceconfig.json, source_directory: example, "
-        "models: [ridge]}\n"
-        f"endpoints:\n  web: {{image: scorer, port: {crash.port}}}\n"
-    )
+    folder, port = tmp_path_factory.mktemp("crash"), free_port()
+    _, env = one_endpoint_stack(folder, f"crash{port}", f"port: {port}")
+    crash = CrashStack(folder, port, env)
     succeeded(crash.cli("up", "--yes"))
     yield crash
     crash.cli("destroy", "--yes")

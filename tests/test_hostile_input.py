@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import shutil
 import socket
 import threading
 import time
@@ -24,11 +22,10 @@ import docker
 import pytest
 
 from modelplane.engine import PROJECT_ROOT
-from tests.conftest import free_port, modelplane, succeeded
+from tests.conftest import free_port, modelplane, one_endpoint_stack, succeeded
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
-EXAMPLE = PROJECT_ROOT / "examples" / "sklearn-regression"
 VALID = json.dumps({"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}).encode()
 TOTAL = 20_000
 CLIENTS = 64
@@ -95,20 +92,8 @@ class HostileTarget:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileTarget]:
-    folder = tmp_path_factory.mktemp("hostile")
-    shutil.copytree(EXAMPLE, folder / "example", ignore=shutil.ignore_patterns("__pycache__"))
     port = free_port()
-    stack = folder / f"hostile{port}.yaml"
-    stack.write_text(
-        "models:\n  ridge: {path: example/model/sklearn_regression_model.pkl, framework: scikit-learn}\n"
-        "images:\n  scorer: {inference_config: example/inferenceconfig.json, source_directory: example, "
-        "models: [ridge]}\n"
-        f"endpoints:\n  web: {{image: scorer, port: {port}}}\n"
-    )
-    (folder / "work" / "state").mkdir(parents=True)
-    (folder / "work" / "passphrase").write_text("hostile-passphrase-not-a-secret\n")
-    env = {**os.environ, "MODELPLANE_STATE": str(folder / "work")}
-    env.pop("PULUMI_CONFIG_PASSPHRASE", None)
+    stack, env = one_endpoint_stack(tmp_path_factory.mktemp("hostile"), f"hostile{port}", f"port: {port}")
     succeeded(modelplane("up", stack, env, "--yes"))
     outputs = json.loads(succeeded(modelplane("outputs", stack, env, "--show-secrets")).stdout)
     labels = [f"modelplane.stack={stack.stem}", "modelplane.endpoint=web", "modelplane.deployment=default"]

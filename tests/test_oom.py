@@ -6,8 +6,6 @@ engine, Docker and AML inference server; an entry script that allocates what the
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,11 +17,10 @@ import pytest
 import requests
 
 from modelplane.engine import PROJECT_ROOT
-from tests.conftest import free_port, modelplane, succeeded
+from tests.conftest import free_port, modelplane, one_endpoint_stack, succeeded
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
-EXAMPLE = PROJECT_ROOT / "examples" / "sklearn-regression"
 HUNGRY_SCORE = """import json
 
 
@@ -52,21 +49,10 @@ class Hungry:
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hungry, Path, dict[str, str]]]:
-    folder = tmp_path_factory.mktemp("oom")
-    shutil.copytree(EXAMPLE, folder / "example", ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "example" / "score.py").write_text(HUNGRY_SCORE)
     port = free_port()
-    stack = folder / f"oom{port}.yaml"
-    stack.write_text(
-        "models:\n  ridge: {path: example/model/sklearn_regression_model.pkl, framework: scikit-learn}\n"
-        "images:\n  scorer: {inference_config: example/inferenceconfig.json, source_directory: example, "
-        "models: [ridge]}\n"
-        f"endpoints:\n  web: {{image: scorer, port: {port}, memory_gb: {LIMIT_GB}}}\n"
-    )
-    (folder / "work" / "state").mkdir(parents=True)
-    (folder / "work" / "passphrase").write_text("oom-passphrase-not-a-secret\n")
-    env = {**os.environ, "MODELPLANE_STATE": str(folder / "work")}
-    env.pop("PULUMI_CONFIG_PASSPHRASE", None)
+    folder = tmp_path_factory.mktemp("oom")
+    stack, env = one_endpoint_stack(folder, f"oom{port}", f"port: {port}, memory_gb: {LIMIT_GB}")
+    (folder / "example" / "score.py").write_text(HUNGRY_SCORE)
     succeeded(modelplane("up", stack, env, "--yes"))
     outputs = json.loads(succeeded(modelplane("outputs", stack, env, "--show-secrets")).stdout)
     labels = [f"modelplane.stack={stack.stem}", "modelplane.endpoint=web", "modelplane.deployment=default"]
@@ -95,7 +81,8 @@ def test_a_scoring_process_killed_for_memory_is_replaced_and_drift_stays_quiet(
     assert hungry.container.attrs["RestartCount"] == 0, "the container restarted: the server itself replaces its worker"
     log = hungry.container.logs().decode(errors="replace")
     assert "was sent SIGKILL! Perhaps out of memory?" in log, log[-3000:]
-    print(f"answering again {recovered_s:.1f} s after the kill")
+    told = [line for line in log.splitlines() if "gunicorn -" in line]
+    print(f"answering again {recovered_s:.1f} s after the kill; the log says: {told}")
 
     drift = modelplane("drift", stack, env)
     assert drift.returncode == 0, drift.stdout[-2000:] + drift.stderr[-2000:]
