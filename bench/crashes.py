@@ -4,7 +4,7 @@ image and a new scoring container), kills the run somewhere within an uninterrup
 and checks that the next `up` converges: it succeeds, the state has no pending operations, every
 container, image and network of the stack is one the state knows, a further `up` finds nothing to
 change, and the endpoint answers. Each `destroy` trial deploys the stack, kills a `destroy`, and
-checks that the next one leaves nothing. tests/test_crash_recovery.py kills at the worst points, once.
+checks that the next one leaves nothing. tests/test_faults.py kills at the worst points, once.
 
 Bench section `daemon`: the Docker daemon restarted under a deployed stack (SIGTERM, then
 `scripts/bootstrap` starts it again, as a host's service manager would): how long until the endpoint

@@ -1,10 +1,15 @@
-"""`up` and `destroy` killed with SIGKILL (the whole process group: CLI, engine, language host and
-providers, as a cancelled CI job or the OOM killer leaves them), then run again: the next run removes
-the dead run's lock, removes what it created that the state does not know, clears its pending
-operations and converges, with no orphan containers or images. Through the real CLI, engine and
-Docker on a one-endpoint local stack; the kill points are the ones that leave most behind (a
-scoring container being created, a stack half destroyed). `make bench BENCH_ARGS="--only crashes"`
-kills at random points, ten times."""
+"""Faults under a deployed one-endpoint local stack, through the real CLI, engine, Docker and AML
+inference server, in this order:
+
+- a scoring process killed by the kernel for memory (the container's own limit, `memory_gb`; an entry
+  script that allocates what the request asks): the request fails, the server boots a new worker, the
+  endpoint keeps answering, the container log says why, and `drift` reports nothing;
+- `up` and `destroy` killed with SIGKILL (the whole process group: CLI, engine, language host and
+  providers, as a cancelled CI job or the OOM killer leaves them), then run again: the next run removes
+  the dead run's lock, clears its pending operations, removes what it created that the state does not
+  know, and converges, with no orphan containers, images or networks. The kill points are the ones
+  that leave most behind (a scoring container being created, a stack half destroyed);
+  `make bench BENCH_ARGS="--only crashes"` kills at random points, ten times."""
 
 from __future__ import annotations
 
@@ -29,6 +34,18 @@ from tests.conftest import EXAMPLE, free_port, modelplane, one_endpoint_stack, s
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
 SAMPLE = json.loads((EXAMPLE / "sample-request.json").read_text())
+HUNGRY_SCORE = """import json
+
+
+def init():
+    pass
+
+
+def run(raw_data):
+    wanted = json.loads(raw_data).get("allocate_mb", 0)
+    return len(b"x" * (wanted * 1024 * 1024))  # written, so the pages count against the limit
+"""
+LIMIT_GB = 0.5
 
 
 @dataclass
@@ -73,11 +90,16 @@ class CrashStack:
         outputs = json.loads(succeeded(self.cli("outputs", "--show-secrets")).stdout)
         return str(outputs["endpoint_keys"]["web"]["primary_key"])
 
+    def ask(self, body: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.key()}"}
+        return requests.post(f"http://127.0.0.1:{self.port}/score", json=body, headers=headers, timeout=60)
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashStack]:
     folder, port = tmp_path_factory.mktemp("crash"), free_port()
-    _, env = one_endpoint_stack(folder, f"crash{port}", f"port: {port}")
+    _, env = one_endpoint_stack(folder, f"crash{port}", f"port: {port}, memory_gb: {LIMIT_GB}")
+    (folder / "example" / "score.py").write_text(HUNGRY_SCORE)
     crash = CrashStack(folder, port, env)
     succeeded(crash.cli("up", "--yes"))
     yield crash
@@ -106,6 +128,26 @@ def assert_converged(stack: CrashStack) -> None:
     assert stack.networks() <= ids, stack.networks() - ids
 
 
+def test_a_scoring_process_killed_for_memory_is_replaced_and_drift_stays_quiet(stack: CrashStack) -> None:
+    labels = [f"modelplane.stack={stack.name}", "modelplane.deployment=default"]
+    (container,) = docker.from_env().containers.list(filters={"label": labels})
+    assert container.attrs["HostConfig"]["Memory"] == int(LIMIT_GB * 1024) * 2**20
+    assert stack.ask({"allocate_mb": 16}).status_code == 200
+
+    too_much = stack.ask({"allocate_mb": int(LIMIT_GB * 1024 * 3)})  # over the limit and its equal share of swap
+    assert too_much.status_code >= 500, too_much.text
+    killed_at = time.monotonic()
+    while stack.ask({"allocate_mb": 16}).status_code != 200:
+        assert time.monotonic() - killed_at < 60, "not answering 60 s after the kill"
+        time.sleep(0.5)
+    container.reload()
+    assert container.attrs["RestartCount"] == 0, "the container restarted: the server itself replaces its worker"
+    log = container.logs().decode(errors="replace")
+    assert "was sent SIGKILL! Perhaps out of memory?" in log, log[-3000:]
+    drift = stack.cli("drift")
+    assert drift.returncode == 0, drift.stdout[-2000:] + drift.stderr[-2000:]
+
+
 def test_up_killed_while_creating_a_container_is_recovered_by_the_next_up(stack: CrashStack) -> None:
     before = {c.id for c in stack.containers()}
     with (stack.folder / "example" / "score.py").open("a") as score:
@@ -124,12 +166,7 @@ def test_up_killed_while_creating_a_container_is_recovered_by_the_next_up(stack:
     assert f"removed what it had created that the state does not know: {orphan}" in output
     assert_converged(stack)
     assert "no changes" in succeeded(stack.cli("up", "--yes")).stdout
-    answer = requests.post(
-        f"http://127.0.0.1:{stack.port}/score",
-        json=SAMPLE,
-        headers={"Authorization": f"Bearer {stack.key()}"},
-        timeout=30,
-    )
+    answer = stack.ask(SAMPLE)
     assert answer.status_code == 200, answer.text
 
 
