@@ -136,7 +136,12 @@ def recover_interrupted(stack: auto.Stack, say: Callable[[str], None]) -> None:
     """Resolve a killed run's pending operations before the next run (nothing when there are none).
     The refresh comes first: it takes the stack's lock, so a run that is still going (whose pending
     operations these are) refuses it before anything of its own is touched."""
-    pending = stack.export_stack().deployment or {}
+    from pulumi import automation as auto
+
+    try:
+        pending = stack.export_stack().deployment or {}
+    except auto.StackNotFoundError:
+        return  # a stack not created yet: the operation creates it
     if not pending_operations(pending):
         return
     began = datetime.now(UTC)

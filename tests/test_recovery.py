@@ -8,7 +8,16 @@ import socket
 import subprocess
 from datetime import UTC, datetime
 
-from modelplane.recovery import CONTAINER_TYPE, Leftovers, interrupted, pending_creates, stale_lock
+from pulumi import automation as auto
+
+from modelplane.recovery import (
+    CONTAINER_TYPE,
+    Leftovers,
+    interrupted,
+    pending_creates,
+    recover_interrupted,
+    stale_lock,
+)
 
 PENDING = {
     "pending_operations": [
@@ -51,3 +60,18 @@ def test_only_what_existed_before_the_recovery_is_a_leftover() -> None:
     assert left.older("2026-12-02T09:00:16.499999999Z")
     assert not left.older("2026-12-02T09:00:16.500000001Z")
     assert left.older("2026-12-02T08:59:00Z")
+
+
+class NeverCreated:
+    """A stack the engine has not created yet (the first `up` of stacks/<name>.yaml creates it)."""
+
+    name = "fresh"
+
+    def export_stack(self) -> None:
+        raise auto.StackNotFoundError(auto.CommandResult(stdout="", stderr="no stack named 'fresh' found", code=255))
+
+
+def test_a_stack_not_created_yet_has_nothing_to_recover() -> None:
+    said: list[str] = []
+    recover_interrupted(NeverCreated(), said.append)  # type: ignore[arg-type]
+    assert said == []
