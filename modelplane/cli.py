@@ -465,6 +465,15 @@ def _emit(text: str, out: str | None, what: str) -> None:
         sys.stdout.write(text)
 
 
+def _add_backend_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend-url",
+        metavar="URL",
+        help="where stacks' state lives, e.g. a team's azblob://CONTAINER (default: $PULUMI_BACKEND_URL, "
+        "else the local file backend in .modelplane/state)",
+    )
+
+
 def _add_stack_options(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--stack", metavar="NAME", help="stacks/NAME.yaml")
@@ -555,12 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelplane", description="Deploy machine-learning models as web services, declaratively."
     )
-    parser.add_argument(
-        "--backend-url",
-        metavar="URL",
-        help="where stacks' state lives, e.g. a team's azblob://CONTAINER (default: $PULUMI_BACKEND_URL, "
-        "else the local file backend in .modelplane/state)",
-    )
+    _add_backend_option(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check stack declarations; exit 2 when invalid")
