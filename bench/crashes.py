@@ -221,7 +221,7 @@ def markdown_lines(section: dict[str, Any]) -> list[str]:
         f"{'yes' if t['converged'] else 'NO: ' + '; '.join(t['leftovers'])} |"
         for n, t in enumerate(section["destroy"])
     ]
-    recovery = median(t["next_up_s"] for t in section["up"])
+    recovery = round(median(t["next_up_s"] for t in section["up"]), 1)
     return [
         "### Runs killed with SIGKILL, then run again",
         "",
