@@ -635,7 +635,7 @@ def test_the_autoscaler_scales_on_real_cpu_metrics(deployed: KubeStack) -> None:
         seconds=90,
     )
     (usage,) = [p for p in _pod_metrics(cluster, "default") if p["metadata"]["name"].startswith("regression-")]
-    assert usage["containers"][0]["usage"]["memory"].endswith("Ki"), usage
+    assert re.fullmatch(r"[1-9][0-9]*(Ki|Mi|Gi)", usage["containers"][0]["usage"]["memory"]), usage
 
     uri = deployed.outputs()["endpoints"]["regression"]["scoring_uri"]
     key = deployed.outputs(show_secrets=True)["endpoint_keys"]["regression"]["primary_key"]

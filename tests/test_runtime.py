@@ -563,6 +563,7 @@ def test_a_dying_worker_is_told_on_stderr_and_nothing_else_of_gunicorns_error_lo
     error_log.error("Worker (pid:%s) was sent %s! Perhaps out of memory?", 9, "SIGKILL")
     error_log.critical("WORKER TIMEOUT (pid:%s)", 10)
     error_log.error("Exception in worker process")
+    error_log.error("Worker (pid:%s) exited with code %s.", 11, 3)  # init() raised: logged already
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2, lines
     assert lines[0].endswith("gunicorn - Worker (pid:9) was sent SIGKILL! Perhaps out of memory?")

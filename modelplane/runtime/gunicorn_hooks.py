@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import Any
 
@@ -14,13 +15,14 @@ from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 from .metrics import METRICS_PORT_VARIABLE
 from .ports import METRICS_PORT
 
-# The master's own lines about a worker that died: `Worker (pid:N) was sent SIGKILL! Perhaps out of
-# memory?`, `Worker (pid:N) exited with code 1`, `WORKER TIMEOUT (pid:N)`.
-WORKER_DEATH_PREFIXES = ("Worker (pid:", "WORKER TIMEOUT")
+# The master's own lines about a worker killed from outside: `Worker (pid:N) was sent SIGKILL! Perhaps
+# out of memory?` and `WORKER TIMEOUT (pid:N)`. A worker that exits by itself (`exited with code 3`:
+# its init() raised) has already logged why, and gunicorn's halt follows.
+WORKER_KILLED = re.compile(r"Worker \(pid:%s\) was sent |WORKER TIMEOUT")
 
 
 def is_worker_death(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.ERROR and str(record.msg).startswith(WORKER_DEATH_PREFIXES)
+    return record.levelno >= logging.ERROR and WORKER_KILLED.match(str(record.msg)) is not None
 
 
 def on_starting(server: Any) -> None:
