@@ -87,3 +87,47 @@ def test_a_failure_shows_why_the_worker_failed_not_gunicorns_halt() -> None:
     assert "RuntimeError: the model file is corrupt" in tail
     assert tail[-1] == "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>"
     assert telling_tail("a\nb\nc", 2) == "b\nc"
+
+
+def test_the_users_exception_stays_in_the_tail_without_the_aml_servers_wrapper() -> None:
+    from modelplane.log_tail import telling_tail
+
+    # A pod's current run as the kubelet stopped it while its worker failed to boot (seen in CI).
+    log = "\n".join(
+        [
+            "2026-12-02 10:12:36,700 E [8] azmlinfsrv - User's init function failed",
+            "Traceback (most recent call last):",
+            '  File "/var/azureml-app/score.py", line 2, in init',
+            "    raise RuntimeError('the model file is corrupt (a test)')",
+            "RuntimeError: the model file is corrupt (a test)",
+            "",
+            "The above exception was the direct cause of the following exception:",
+            "",
+            "Traceback (most recent call last):",
+            '  File "/opt/venv/lib/python3.11/site-packages/azureml_inference_server_http/server/aml_blueprint.py",'
+            " line 109, in setup",
+            "    self.user_script.invoke_init()",
+            '  File "/opt/venv/lib/python3.11/site-packages/azureml_inference_server_http/server/user_script.py",'
+            " line 121, in invoke_init",
+            "    raise UserScriptException(ex) from ex",
+            "azureml_inference_server_http.server.user_script.UserScriptException: Caught an unhandled exception "
+            "from the user script",
+            "",
+            "2026-12-02 10:12:36,723 I [8] azmlinfsrv - Model Directory Contents:",
+            "2026-12-02 10:12:36,723 I [8] azmlinfsrv - 222873547372932/",
+            "2026-12-02 10:12:36,723 I [8] azmlinfsrv -     sklearn_regression_model.pkl",
+            "2026-12-02 10:12:36,753 I [8] gunicorn.error - Worker exiting (pid: 8)",
+            "Traceback (most recent call last):",
+            '  File "/opt/venv/lib/python3.11/site-packages/gunicorn/arbiter.py", line 270, in run',
+            "    handler()",
+            "StopIteration",
+            "",
+            "During handling of the above exception, another exception occurred:",
+            "",
+            "Traceback (most recent call last):",
+            "    raise HaltServer(reason, self.WORKER_BOOT_ERROR)",
+        ]
+    )
+    tail = telling_tail(log, 15).splitlines()
+    assert "RuntimeError: the model file is corrupt (a test)" in tail, tail
+    assert not any("UserScriptException: " in line for line in tail), tail
