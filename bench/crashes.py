@@ -19,6 +19,8 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -86,13 +88,37 @@ class CrashBench:
         found += [f"image {tag}" for tag in sorted(tags - known)]
         return found + [f"pending {op.get('type')}" for op in latest.get("pending_operations") or []]
 
-    def answers(self) -> bool:
+    def key(self) -> str:
         code, output, _ = self.run("outputs", "--show-secrets")
-        key = json.loads(output[output.index("{") :])["endpoint_keys"]["web"]["primary_key"] if code == 0 else ""
-        response = requests.post(
-            f"http://127.0.0.1:{self.port}/score", json=SAMPLE, headers={"Authorization": f"Bearer {key}"}, timeout=30
-        )
+        if code != 0:
+            raise RuntimeError(f"modelplane outputs failed: {output[-2000:]}")
+        return str(json.loads(output[output.index("{") :])["endpoint_keys"]["web"]["primary_key"])
+
+    def answers(self, key: str) -> bool:
+        try:
+            response = requests.post(
+                f"http://127.0.0.1:{self.port}/score",
+                json=SAMPLE,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+        except requests.RequestException:
+            return False
         return response.status_code == 200
+
+
+@contextmanager
+def deployed_bench() -> Iterator[CrashBench]:
+    """The one-endpoint stack in a bench folder of its own, deployed, and destroyed after."""
+    with bench_folder() as folder:
+        bench = CrashBench(folder, free_port())
+        _declare(bench)
+        try:
+            bench.run("up", "--yes")
+            yield bench
+        finally:
+            bench.run("destroy", "--yes")
+            (ROOT / f"Pulumi.{bench.name}.yaml").unlink(missing_ok=True)
 
 
 def _declare(bench: CrashBench) -> None:
@@ -121,7 +147,7 @@ def up_trial(bench: CrashBench, trial: int, window_s: float) -> dict[str, Any]:
     no_op, second, _ = bench.run("up", "--yes")
     if no_op != 0 or "no changes" not in second:
         leftovers.append("a further up changed: " + " | ".join(second.strip().splitlines()[-3:]))
-    if not bench.answers():
+    if code == 0 and not bench.answers(bench.key()):
         leftovers.append("the endpoint did not answer")
     return {
         "killed_at_s": kill_at,
@@ -149,19 +175,12 @@ def destroy_trial(bench: CrashBench, window_s: float) -> dict[str, Any]:
 
 
 def crashes() -> dict[str, Any]:
-    with bench_folder() as folder:
-        bench = CrashBench(folder, free_port())
-        _declare(bench)
-        try:
-            bench.run("up", "--yes")
-            _new_version(bench, -1)
-            _, _, up_window = bench.run("up", "--yes")  # how long an uninterrupted update takes
-            ups = [up_trial(bench, trial, up_window) for trial in range(UP_TRIALS)]
-            _, _, destroy_window = bench.run("destroy", "--yes")
-            destroys = [destroy_trial(bench, max(destroy_window, 2.0)) for _ in range(DESTROY_TRIALS)]
-        finally:
-            bench.run("destroy", "--yes")
-            (ROOT / f"Pulumi.{bench.name}.yaml").unlink(missing_ok=True)
+    with deployed_bench() as bench:
+        _new_version(bench, -1)
+        _, _, up_window = bench.run("up", "--yes")  # how long an uninterrupted update takes
+        ups = [up_trial(bench, trial, up_window) for trial in range(UP_TRIALS)]
+        _, _, destroy_window = bench.run("destroy", "--yes")
+        destroys = [destroy_trial(bench, max(destroy_window, 2.0)) for _ in range(DESTROY_TRIALS)]
     windows = {"up_window_s": round(up_window, 1), "destroy_window_s": round(destroy_window, 1)}
     return {**windows, "up": ups, "destroy": destroys}
 
@@ -177,29 +196,21 @@ def _stop_dockerd() -> None:
 
 
 def daemon() -> dict[str, Any]:
-    with bench_folder() as folder:
-        bench = CrashBench(folder, free_port())
-        _declare(bench)
-        try:
-            bench.run("up", "--yes")
-            return daemon_restart(bench)
-        finally:
-            bench.run("destroy", "--yes")
-            (ROOT / f"Pulumi.{bench.name}.yaml").unlink(missing_ok=True)
+    with deployed_bench() as bench:
+        return daemon_restart(bench)
 
 
 def daemon_restart(bench: CrashBench) -> dict[str, Any]:
     """Restart dockerd under the deployed stack: seconds until it answers, until the endpoint does, and drift after."""
+    key = bench.key()
     _stop_dockerd()
     stopped = time.monotonic()
     subprocess.run([str(ROOT / "scripts" / "bootstrap")], check=True, capture_output=True)
     daemon_s = time.monotonic() - stopped
-    answered = False
+    answered = bench.answers(key)
     while not answered and time.monotonic() - stopped < DAEMON_WAIT_S:
-        try:
-            answered = bench.answers()
-        except (requests.RequestException, ValueError):
-            time.sleep(0.5)
+        time.sleep(0.5)
+        answered = bench.answers(key)
     answered_s = time.monotonic() - stopped
     code, output, _ = bench.run("drift")
     return {

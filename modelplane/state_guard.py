@@ -150,11 +150,11 @@ def explain_lock(engine_lines: list[str], settings: EngineSettings, stack: str) 
 def explain_passphrase(settings: EngineSettings, stack: str, unreadable: bool) -> str:
     given = [name for name in PASSPHRASE_VARIABLES if name in os.environ]
     source = given[0] if given else settings.passphrase_file
-    problem = (
-        f"{source} cannot be read"
-        if unreadable
-        else f"the passphrase from {source} does not open stack {stack}'s secrets"
-    )
+    if unreadable:
+        passphrase_file = os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE") or settings.passphrase_file
+        problem = f"the passphrase file {passphrase_file} cannot be read"
+    else:
+        problem = f"the passphrase from {source} does not open stack {stack}'s secrets"
     return (
         f"{problem}; nothing was done. Give the passphrase the stack was created with "
         f"({' or '.join(PASSPHRASE_VARIABLES)}, else the file {settings.passphrase_file})"

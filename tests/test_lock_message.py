@@ -64,7 +64,9 @@ def test_an_unreadable_passphrase_file_is_named(monkeypatch: pytest.MonkeyPatch)
     stderr = "error: get stack secrets manager: unable to read PULUMI_CONFIG_PASSPHRASE_FILE: open /w/passphrase\n"
     settings = EngineSettings(state_dir=Path("/w/state"), passphrase_file=Path("/w/passphrase"))
     advice = explain_engine_error(engine_error_lines(_engine_error(stderr)), settings, stack="web")
-    assert advice is not None and advice.startswith("/w/passphrase cannot be read; nothing was done.")
+    assert advice is not None and advice.startswith(
+        "the passphrase file /w/passphrase cannot be read; nothing was done."
+    )
 
 
 def test_a_holder_killed_and_not_yet_reaped_is_gone() -> None:
