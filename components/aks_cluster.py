@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from pulumi_azure_native import authorization, containerservice, machinelearningservices
 
 from modelplane.constants import MANAGED_BY_LABEL
+from modelplane.naming import kubernetes_provider_name
 from modelplane.spec import ClusterSpec
 
 AML_PURPOSE = {"DEV_TEST": "DevTest", "FAST_PROD": "FastProd"}
@@ -155,7 +156,7 @@ class AksCluster(pulumi.ComponentResource):
         # (every replica at once). A key rotation instead rolls the Deployment through its
         # key-generation annotation, new replicas ready first.
         self.provider = k8s.Provider(
-            f"{name}-k8s",
+            kubernetes_provider_name(name),
             kubeconfig=access.kubeconfig,
             enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),

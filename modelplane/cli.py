@@ -21,6 +21,7 @@ from modelplane.constants import KEY_NAMES, ROTATE_KEY_VARIABLE
 from modelplane.credentials import TOKEN_LIFETIME_S, credential_for
 from modelplane.destinations import RemoteDestinationError, check_url
 from modelplane.engine import BACKEND_URL_VARIABLE, PROJECT_ROOT, default_settings
+from modelplane.naming import cluster_resource_name, kubernetes_provider_name
 from modelplane.operations import (
     EXIT_DRIFTED,
     EXIT_FAILED,
@@ -193,12 +194,20 @@ def _confirm(question: str, assume_yes: bool) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
+def _kubeconfigs(spec: StackSpec) -> dict[str, Path]:
+    """The kubeconfigs of the stack's clusters attached by one, by the name of their Kubernetes provider."""
+    return {
+        kubernetes_provider_name(cluster_resource_name(name)): cluster.attach.kubeconfig
+        for name, cluster in spec.clusters.items()
+        if cluster.attach is not None and cluster.attach.kubeconfig is not None
+    }
+
+
 def _print_failing_pods(spec: StackSpec) -> None:
     """After a failed update: the pods of the stack's clusters (reached by kubeconfig) that are not Ready."""
     from modelplane.kube_diagnosis import failing_pods
 
-    kubeconfigs = {c.attach.kubeconfig for c in spec.clusters.values() if c.attach and c.attach.kubeconfig}
-    for kubeconfig in sorted(kubeconfigs):
+    for kubeconfig in sorted(set(_kubeconfigs(spec).values())):
         try:
             failures = failing_pods(kubeconfig)
         except (OSError, ValueError, requests.RequestException) as error:
@@ -228,6 +237,7 @@ def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> bool:
             stack,
             lambda: operations.up(stack, policies, lambda _plan: _confirm("Apply these changes?", args.yes), progress),
             _note,
+            _kubeconfigs(spec),
         )
     except auto.CommandError as error:
         if progress is None:
@@ -283,8 +293,16 @@ def _destroy(args: argparse.Namespace) -> int:
     if not _confirm(f"Destroy every resource of stack '{ref.name}'?", args.yes):
         print("nothing destroyed")
         return EXIT_OK
-    print(recovering(stack, lambda: operations.destroy(stack, printer()), _note))
+    print(recovering(stack, lambda: operations.destroy(stack, printer()), _note, _declared_kubeconfigs(ref)))
     return EXIT_OK
+
+
+def _declared_kubeconfigs(ref: StackRef) -> dict[str, Path]:
+    """The kubeconfigs the declaration names; none when it no longer loads (a destroy needs none)."""
+    try:
+        return _kubeconfigs(ref.load())
+    except SpecError:
+        return {}
 
 
 def _note(line: str) -> None:
@@ -443,7 +461,9 @@ def _drift(args: argparse.Namespace) -> int:
         print("nothing remediated")
         return EXIT_DRIFTED
     policies = _policies(args, ref)
-    after = recovering(stack, lambda: operations.remediate(stack, ref, policies, printer()), _note)
+    after = recovering(
+        stack, lambda: operations.remediate(stack, ref, policies, printer()), _note, _declared_kubeconfigs(ref)
+    )
     sys.stdout.write(drift.render(after, "text"))
     return EXIT_DRIFTED if after.drifted else EXIT_OK
 

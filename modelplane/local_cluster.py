@@ -9,6 +9,8 @@ authenticates an admin by a static token and authorises with RBAC.
 
     python -m modelplane.local_cluster up              # a real node; prints the kubeconfig path
     python -m modelplane.local_cluster up --fake-nodes # kwok's nodes instead; Ctrl-C stops either
+
+kwok is built only when asked for (`scripts/bootstrap-kubernetes --with-kwok`): the suite uses the real node.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ CACHE = Path(os.environ.get("MODELPLANE_CACHE", Path.home() / ".cache" / "modelp
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
-CONTROL_PLANE_DIR = CACHE / "kubernetes" / f"{KUBERNETES_VERSION}-etcd{ETCD_VERSION}-kwok{KWOK_VERSION}"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+CONTROL_PLANE_DIR = CACHE / "kubernetes" / f"{KUBERNETES_VERSION}-etcd{ETCD_VERSION}"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# kwok (fake nodes) is built only when asked for: `scripts/bootstrap-kubernetes --with-kwok`.
+KWOK_DIR = CACHE / "kubernetes" / f"kwok-{KWOK_VERSION}"
 POD_CIDR = "10.244.0.0/24"
 # kwok manages only nodes carrying this annotation (the convention of its own docs).
 FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
@@ -55,6 +59,12 @@ def control_plane_dir() -> Path:
     """`$MODELPLANE_KUBE_DIR` when set, else the bootstrap's cache folder."""
     configured = os.environ.get("MODELPLANE_KUBE_DIR")
     return Path(configured) if configured else CONTROL_PLANE_DIR
+
+
+def kwok_dir() -> Path:
+    """`$MODELPLANE_KWOK_DIR` when set, else the bootstrap's cache folder (bin/kwok and its stages/)."""
+    configured = os.environ.get("MODELPLANE_KWOK_DIR")
+    return Path(configured) if configured else KWOK_DIR
 
 
 def missing_binaries(root: Path | None = None) -> list[str]:
@@ -356,6 +366,9 @@ class LocalCluster:
         missing = missing_binaries(self.root)
         if missing:
             raise ClusterError(f"missing {', '.join(missing)} in {self.root / 'bin'}: run scripts/bootstrap-kubernetes")
+        kwok = kwok_dir() / "bin" / "kwok"
+        if self.nodes and not os.access(kwok, os.X_OK):
+            raise ClusterError(f"fake nodes need kwok (no {kwok}): run scripts/bootstrap-kubernetes --with-kwok")
         started = time.monotonic()
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         credentials = self.credentials = write_credentials(self.workdir / "pki")
@@ -455,7 +468,11 @@ class LocalCluster:
 
     def _start_controllers(self, credentials: Credentials) -> None:
         kubeconfig = f"--kubeconfig={self.kubeconfig}"
-        self._say("starting kube-controller-manager, kube-scheduler and kwok")
+        self._say(
+            "starting kube-controller-manager, kube-scheduler and kwok"
+            if self.nodes
+            else "starting kube-controller-manager and kube-scheduler"
+        )
         self.spawn(
             "kube-controller-manager",
             [
@@ -473,7 +490,11 @@ class LocalCluster:
             "kube-scheduler",
             [kubeconfig, "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--leader-elect=false"],
         )
-        stages = sorted(str(path) for path in (self.root / "stages").glob("*.yaml"))
+        if self.nodes:
+            self._start_kwok(kubeconfig)
+
+    def _start_kwok(self, kubeconfig: str) -> None:
+        stages = sorted(str(path) for path in (kwok_dir() / "stages").glob("*.yaml"))
         key, value = FAKE_NODE_ANNOTATION
         self.spawn(
             "kwok",
@@ -486,6 +507,7 @@ class LocalCluster:
                 "--node-ip=10.240.0.1",
                 f"--server-address=127.0.0.1:{free_port()}",
             ],
+            binary=kwok_dir() / "bin" / "kwok",
         )
 
     def _add_nodes(self) -> None:

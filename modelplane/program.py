@@ -20,6 +20,7 @@ from components.registered_model import AzureModelTarget, LocalModelStore, Regis
 from components.scoring_image import RegistryTarget, ScoringImage, ScoringImageArgs
 from modelplane.dockerfile import ModelFiles
 from modelplane.engine import state_root
+from modelplane.naming import cluster_resource_name
 from modelplane.source import SpecError
 from modelplane.spec import AciEndpointSpec, AksEndpointSpec, LocalEndpointSpec, StackSpec
 from modelplane.spec.references import azure_built_images
@@ -225,7 +226,7 @@ def build_clusters(context: BuildContext) -> None:
         args = AksClusterArgs(
             cluster_name=name, spec=cluster, azure=azure, tags=context.spec.tags, namespaces=namespaces
         )
-        context.out.clusters[name] = AksCluster(f"cluster-{name}", args, context.opts)
+        context.out.clusters[name] = AksCluster(cluster_resource_name(name), args, context.opts)
 
 
 def build_endpoints(context: BuildContext) -> None:

@@ -8,7 +8,9 @@ knowing them: a container it created under a fresh name would be left running be
 `pulumi refresh --clear-pending-creates` reads every resource back and drops the pending operations,
 as Pulumi's documentation advises; then such containers, and images built under tags the state does
 not know, are removed. What other creates left is found again by name on the next run (a named
-container replaced by its successor, a network adopted, a stored model copied again).
+container replaced by its successor, a network adopted, a stored model copied again, a named Kubernetes
+object applied over); Kubernetes objects the state still does not know once that run has succeeded are
+removed from their cluster (modelplane.kube_leftovers).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from modelplane import kube_leftovers
+from modelplane.kube_leftovers import KubeObject
 from modelplane.state_guard import engine_error_lines, lock_holders
 
 if TYPE_CHECKING:
@@ -64,13 +69,19 @@ def interrupted(pending: list[dict[str, Any]]) -> str:
     return ", ".join(f"{op.get('type')} {str(op['resource']['urn']).rsplit('::', 1)[-1]}" for op in pending)
 
 
+def created(deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The resources (type, inputs, provider) the last run had started creating."""
+    return [op["resource"] for op in pending_operations(deployment) if op.get("type") == "creating"]
+
+
 def pending_creates(deployment: Mapping[str, Any], resource_type: str) -> list[dict[str, Any]]:
     """The inputs of the resources of `resource_type` the last run had started creating."""
-    return [
-        op["resource"].get("inputs") or {}
-        for op in pending_operations(deployment)
-        if op.get("type") == "creating" and op["resource"].get("type") == resource_type
-    ]
+    return [r.get("inputs") or {} for r in created(deployment) if r.get("type") == resource_type]
+
+
+def pending_kube_objects(deployment: Mapping[str, Any]) -> list[KubeObject]:
+    """The Kubernetes objects the last run had started creating."""
+    return [found for r in created(deployment) if (found := kube_leftovers.kube_object(r)) is not None]
 
 
 def known_ids(deployment: Mapping[str, Any]) -> set[str]:
@@ -132,8 +143,9 @@ def remove_orphan_images(left: Leftovers) -> list[str]:
     return removed
 
 
-def recover_interrupted(stack: auto.Stack, say: Callable[[str], None]) -> None:
-    """Resolve a killed run's pending operations before the next run (nothing when there are none).
+def recover_interrupted(stack: auto.Stack, say: Callable[[str], None]) -> list[KubeObject]:
+    """Resolve a killed run's pending operations before the next run (nothing when there are none);
+    the Kubernetes objects it had started creating, for after that run.
     The refresh comes first: it takes the stack's lock, so a run that is still going (whose pending
     operations these are) refuses it before anything of its own is touched."""
     from pulumi import automation as auto
@@ -141,9 +153,9 @@ def recover_interrupted(stack: auto.Stack, say: Callable[[str], None]) -> None:
     try:
         pending = stack.export_stack().deployment or {}
     except auto.StackNotFoundError:
-        return  # a stack not created yet: the operation creates it
+        return []  # a stack not created yet: the operation creates it
     if not pending_operations(pending):
-        return
+        return []
     began = datetime.now(UTC)
     stack.refresh(clear_pending_creates=True)
     say(f"the last run on stack {stack.name} was killed while {interrupted(pending_operations(pending))}")
@@ -152,13 +164,49 @@ def recover_interrupted(stack: auto.Stack, say: Callable[[str], None]) -> None:
     removed = remove_orphan_containers(left) + remove_orphan_images(left)
     if removed:
         say(f"removed what it had created that the state does not know: {', '.join(removed)}")
+    return pending_kube_objects(pending)
 
 
-def recovering(stack: auto.Stack, operation: Callable[[], Result], say: Callable[[str], None]) -> Result:
-    """`operation` on a stack made whole first: a killed run's lock removed, its pending operations resolved."""
+def remove_kube_leftovers(
+    stack: auto.Stack, objects: list[KubeObject], kubeconfigs: Mapping[str, Path], say: Callable[[str], None]
+) -> None:
+    """After the run that followed a killed one: remove the Kubernetes objects the killed run created that
+    the state still does not know, from the cluster each one's provider reached (by its kubeconfig). The
+    run has succeeded by then: a failure here is told, not raised."""
+    import requests
+
+    by_provider: dict[str, list[KubeObject]] = {}
+    for found in kube_leftovers.unknown_to(stack.export_stack().deployment or {}, objects):
+        by_provider.setdefault(kube_leftovers.provider_name(found.provider), []).append(found)
+    for provider, left in by_provider.items():
+        names = ", ".join(map(str, left))
+        kubeconfig = kubeconfigs.get(provider)
+        if kubeconfig is None:
+            say(f"the killed run left {names} on a cluster no kubeconfig of the stack reaches: remove with kubectl")
+            continue
+        try:
+            removed = kube_leftovers.remove(left, kubeconfig)
+        except (OSError, ValueError, requests.RequestException) as error:
+            say(f"could not remove {names}, which the killed run left on the cluster of {kubeconfig}: {error}")
+            continue
+        if removed:
+            say(f"removed what the killed run had created that the state does not know: {', '.join(removed)}")
+
+
+def recovering(
+    stack: auto.Stack,
+    operation: Callable[[], Result],
+    say: Callable[[str], None],
+    kubeconfigs: Mapping[str, Path] | None = None,
+) -> Result:
+    """`operation` on a stack made whole first: a killed run's lock removed, its pending operations resolved;
+    after it, the Kubernetes objects the killed run left removed (`kubeconfigs`: by Kubernetes provider name)."""
 
     def whole_then_run() -> Result:
-        recover_interrupted(stack, say)
-        return operation()
+        objects = recover_interrupted(stack, say)
+        result = operation()
+        if objects:
+            remove_kube_leftovers(stack, objects, kubeconfigs or {}, say)
+        return result
 
     return without_stale_lock(stack, whole_then_run, say)

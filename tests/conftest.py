@@ -4,6 +4,7 @@ connection the tests make on this machine."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -127,6 +128,34 @@ def modelplane(
     if transcript is not None:
         transcript += [result.stdout, result.stderr]
     return result
+
+
+def started_alone(command: str, stack_file: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`modelplane COMMAND --file STACK --yes` in a process group of its own, to be killed whole."""
+    line = [str(venv_bin() / "modelplane"), command, "--file", str(stack_file), "--yes"]
+    return subprocess.Popen(line, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def kill_when(process: subprocess.Popen[bytes], moment: Callable[[], bool], seconds: float = 240) -> None:
+    """SIGKILL the process's whole group (CLI, engine, language host, providers: what a cancelled CI job
+    or the OOM killer leaves) as soon as `moment()` holds."""
+    deadline = time.monotonic() + seconds
+    while not moment():
+        assert process.poll() is None, "the run ended before the moment to kill it"
+        assert time.monotonic() < deadline, f"the moment to kill did not come in {seconds} s"
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def checkpoint_file(state_folder: Path, stack: str) -> Path:
+    """A stack's checkpoint in a file backend's folder."""
+    return state_folder / ".pulumi" / "stacks" / "modelplane" / f"{stack}.json"
+
+
+def latest_state(state_folder: Path, stack: str) -> dict[str, Any]:
+    """The stack's last checkpoint: its resources and pending operations."""
+    return dict(json.loads(checkpoint_file(state_folder, stack).read_text())["checkpoint"].get("latest") or {})
 
 
 def succeeded(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

@@ -254,15 +254,28 @@ def test_scoring_metrics_count_requests_by_status_on_their_own_port(stack: Day2S
 # --- profile ---------------------------------------------------------------------------------------
 
 
-def _profiled(stack: Day2Stack, endpoint: str) -> dict[str, Any]:
+def _profiled(stack: Day2Stack, endpoint: str, target_rps: float) -> dict[str, Any]:
     result = stack.cli(
-        "profile", endpoint, "--concurrency", "1,4", "--seconds", "4", "--target-rps", "100", "--format", "json"
+        "profile",
+        endpoint,
+        "--concurrency",
+        "1,4",
+        "--seconds",
+        "4",
+        "--target-rps",
+        f"{target_rps:g}",
+        "--format",
+        "json",
     )
     return dict(json.loads(result.stdout))
 
 
 def test_profile_recommendation_moves_with_a_heavier_model(stack: Day2Stack) -> None:
-    light, heavy = _profiled(stack, "web"), _profiled(stack, "heavy")
+    light = _profiled(stack, "web", 100)
+    # The rate one replica of the light model serves, measured on this machine (a fixed rate is one that a
+    # fast machine serves with one replica of either).
+    one_light_replica = max(level["requests_per_second"] for level in light["levels"])
+    heavy = _profiled(stack, "heavy", one_light_replica)
     for measured in (light, heavy):
         assert [level["concurrency"] for level in measured["levels"]] == [1, 4]
         assert all(level["errors"] == 0 and level["requests"] > 0 for level in measured["levels"])
@@ -270,9 +283,9 @@ def test_profile_recommendation_moves_with_a_heavier_model(stack: Day2Stack) -> 
     advice = {name: measured["recommendation"] for name, measured in (("light", light), ("heavy", heavy))}
     # 300 MB more per worker, and a fifth of headroom on top.
     assert advice["heavy"]["memory_gb"] >= advice["light"]["memory_gb"] + 0.3, advice
-    # Slower answers: more replicas for the same request rate.
+    # Slower answers: more replicas for the rate one light replica serves.
     assert heavy["levels"][0]["latency_p50_ms"] > light["levels"][0]["latency_p50_ms"] + 5
-    assert advice["heavy"]["replicas"] > advice["light"]["replicas"], advice
+    assert advice["heavy"]["replicas"] >= 2, (one_light_replica, advice)
 
 
 def test_profile_names_what_it_cannot_measure(stack: Day2Stack) -> None:

@@ -14,12 +14,10 @@ inference server, in this order:
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +26,17 @@ import docker
 import pytest
 import requests
 
-from modelplane.engine import PROJECT_ROOT, venv_bin
-from tests.conftest import EXAMPLE, free_port, modelplane, one_endpoint_stack, succeeded
+from modelplane.engine import PROJECT_ROOT
+from tests.conftest import (
+    EXAMPLE,
+    free_port,
+    kill_when,
+    latest_state,
+    modelplane,
+    one_endpoint_stack,
+    started_alone,
+    succeeded,
+)
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker]
 
@@ -66,15 +73,10 @@ class CrashStack:
         return modelplane(args[0], self.file, self.env, *args[1:])
 
     def start(self, command: str) -> subprocess.Popen[bytes]:
-        """The command in a process group of its own, to be killed whole."""
-        line = [str(venv_bin() / "modelplane"), command, "--file", str(self.file), "--yes"]
-        return subprocess.Popen(
-            line, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        return started_alone(command, self.file, self.env)
 
     def checkpoint(self) -> dict[str, Any]:
-        state = self.folder / "work" / "state" / ".pulumi" / "stacks" / "modelplane" / f"{self.name}.json"
-        return dict(json.loads(state.read_text())["checkpoint"].get("latest") or {})
+        return latest_state(self.folder / "work" / "state", self.name)
 
     def containers(self) -> list[Any]:
         return list(docker.from_env().containers.list(all=True, filters={"label": f"modelplane.stack={self.name}"}))
@@ -105,17 +107,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashStack]:
     yield crash
     crash.cli("destroy", "--yes")
     (PROJECT_ROOT / f"Pulumi.{crash.name}.yaml").unlink(missing_ok=True)
-
-
-def kill_when(process: subprocess.Popen[bytes], moment: Callable[[], bool], seconds: float = 240) -> None:
-    """SIGKILL the process's whole group as soon as `moment()` holds."""
-    deadline = time.monotonic() + seconds
-    while not moment():
-        assert process.poll() is None, "the run ended before the moment to kill it"
-        assert time.monotonic() < deadline, f"the moment to kill did not come in {seconds} s"
-        time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def assert_converged(stack: CrashStack) -> None:

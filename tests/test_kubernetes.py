@@ -36,12 +36,22 @@ import pytest
 import requests
 from sklearn.linear_model import Ridge
 
+from modelplane.constants import MANAGED_BY_LABEL
 from modelplane.engine import PROJECT_ROOT
 from modelplane.local_cluster import LocalCluster, free_port, missing_binaries
 from modelplane.local_metrics import pod_metrics
 from modelplane.local_node import NODE_NAME, ClusterError
 from modelplane.runtime.ports import METRICS_PORT
-from tests.conftest import Load, modelplane, succeeded, tally_answers
+from tests.conftest import (
+    Load,
+    checkpoint_file,
+    kill_when,
+    latest_state,
+    modelplane,
+    started_alone,
+    succeeded,
+    tally_answers,
+)
 
 pytestmark = [pytest.mark.engine, pytest.mark.docker, pytest.mark.kubernetes]
 
@@ -205,6 +215,22 @@ endpoints:
     def key(self) -> str:
         return str(self.stack.outputs(show_secrets=True)["endpoint_keys"]["web"]["primary_key"])
 
+    @property
+    def state_folder(self) -> Path:
+        return self.folder / "work" / "state"
+
+    def objects(self) -> set[tuple[str, str]]:
+        """The endpoint's objects on the cluster, as (Pulumi type, id)."""
+        kinds = "deployments,services,configmaps,secrets,horizontalpodautoscalers"
+        found = self.stack.get(kinds, "-n", "default", "-l", "app.kubernetes.io/name=web")["items"]
+        return {(PULUMI_TYPES[o["kind"]], f"{o['metadata']['namespace']}/{o['metadata']['name']}") for o in found}
+
+    def known(self) -> set[tuple[str, str]]:
+        """What the state knows, as (Pulumi type, id)."""
+        return {
+            (str(r["type"]), str(r.get("id"))) for r in latest_state(self.state_folder, self.stack.name)["resources"]
+        }
+
     def scored(self, deployment: str) -> int:
         """Scoring requests a deployment's pods answered, from the AML server's request log."""
         selector = f"modelplane.io/deployment={deployment}"
@@ -236,6 +262,34 @@ def routed(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 BLUE_GREEN = "{blue: {image: scorer-v1}, green: {image: scorer-v2}}"
+PULUMI_TYPES = {
+    "Deployment": "kubernetes:apps/v1:Deployment",
+    "Service": "kubernetes:core/v1:Service",
+    "ConfigMap": "kubernetes:core/v1:ConfigMap",
+    "Secret": "kubernetes:core/v1:Secret",
+    "HorizontalPodAutoscaler": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+}
+LEFT_CONFIG = "web-router-config-left"
+
+
+def _leave_a_pending_config_map(routed: RoutedStack) -> None:
+    """What a kill during the router ConfigMap's create leaves (a window of milliseconds, so made here):
+    the object on the cluster, a pending create naming it in the state."""
+    labels = {"app.kubernetes.io/name": "web", MANAGED_BY_LABEL: "modelplane"}
+    metadata = {"name": LEFT_CONFIG, "namespace": "default", "labels": labels}
+    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"nginx.conf": "# left"}}
+    routed.stack.cluster.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
+    path = checkpoint_file(routed.state_folder, routed.stack.name)
+    state = json.loads(path.read_text())
+    latest = state["checkpoint"]["latest"]
+    config = next(r for r in latest["resources"] if r["type"] == PULUMI_TYPES["ConfigMap"])
+    resource = {key: value for key, value in config.items() if key not in ("id", "outputs")}
+    resource |= {"urn": config["urn"].rsplit("::", 1)[0] + f"::{LEFT_CONFIG}", "inputs": manifest}
+    latest["pending_operations"] = [
+        *(latest.get("pending_operations") or []),
+        {"type": "creating", "resource": resource},
+    ]
+    path.write_text(json.dumps(state))
 
 
 # First in the module: the node has room for these deployments before the main stack's.
@@ -260,7 +314,9 @@ class TestDeploymentsBehindARouter:
         line = "endpoint web: traffic blue 100→90, green 0→10"
         plan = routed.stack.cli("plan", "--format", "json", "--detailed-exitcode", check=False)
         assert [s["line"] for s in json.loads(plan.stdout)["trafficShifts"]] == [line], plan.stdout[-3000:]
-        routed.stack.cli("up", "--yes")
+        with Load(routed.uri, routed.key(), SAMPLE, concurrency=4) as load:  # the first of a shift's two `up`s
+            routed.stack.cli("up", "--yes")
+        assert load.requests > 50 and load.failures == [], (load.requests, load.failures[:10])
         tally = tally_answers(routed.uri, routed.key(), SAMPLE, 10_000, concurrency=16)
         assert sum(tally.values()) == 10_000 and set(tally) == {"blue", "green"}, tally
         assert 8_800 <= tally["blue"] <= 9_200 and 800 <= tally["green"] <= 1_200, tally
@@ -298,6 +354,44 @@ class TestDeploymentsBehindARouter:
         assert answer.json()[0] == pytest.approx(float(newer.predict([SAMPLE["data"][0]])[0]), rel=1e-6)
         assert not routed.stack.get("deployments", "-n", "default", "-l", "modelplane.io/deployment=red")["items"]
         assert routed.stack.cli("preview", "--detailed-exitcode", check=False).returncode == 0
+
+    def test_up_killed_while_adding_a_deployment_is_recovered_by_the_next_up(self, routed: RoutedStack) -> None:
+        routed.declare("{green: {image: scorer-v2}, purple: {image: scorer-v1}}", "{green: 90, purple: 10}")
+        with Load(routed.uri, routed.key(), SAMPLE, concurrency=4) as load:
+            run = started_alone("up", routed.stack.file, routed.stack.env)
+            kill_when(run, lambda: ("kubernetes:apps/v1:Deployment", "default/web-purple") in routed.objects())
+            pending = latest_state(routed.state_folder, routed.stack.name).get("pending_operations")
+            assert pending, "the kill left nothing pending"
+            _leave_a_pending_config_map(routed)
+            result = routed.stack.cli("up", "--yes", check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-3000:]
+        assert "removed the lock of a run that was killed" in output, output[-3000:]
+        assert f"the last run on stack {routed.stack.name} was killed while creating" in output, output[-3000:]
+        removed = (
+            f"removed what the killed run had created that the state does not know: ConfigMap default/{LEFT_CONFIG}"
+        )
+        assert removed in output, output[-3000:]
+        # The Deployment the killed run created was taken over, the ConfigMap it left removed: nothing unknown.
+        assert routed.objects() <= routed.known(), routed.objects() - routed.known()
+        assert not latest_state(routed.state_folder, routed.stack.name).get("pending_operations")
+        assert load.requests > 50 and load.failures == [], (load.requests, load.failures[:10])
+        assert routed.stack.cli("preview", "--detailed-exitcode", check=False).returncode == 0
+        tally = tally_answers(routed.uri, routed.key(), SAMPLE, 1_000)
+        assert set(tally) == {"green", "purple"} and 50 <= tally["purple"] <= 150, tally
+
+    def test_destroy_killed_half_way_is_finished_by_the_next_destroy(self, routed: RoutedStack) -> None:
+        deployed = routed.objects()
+        run = started_alone("destroy", routed.stack.file, routed.stack.env)
+        kill_when(run, lambda: len(routed.objects()) < len(deployed))
+        assert routed.objects(), "the destroy had finished"
+        result = routed.stack.cli("destroy", "--yes", check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-3000:]
+        assert "removed the lock of a run that was killed" in output, output[-3000:]
+        assert not routed.objects()
+        latest = latest_state(routed.state_folder, routed.stack.name)
+        assert not latest.get("pending_operations") and not latest.get("resources"), latest
 
 
 def test_up_creates_the_objects_and_they_roll_out(deployed: KubeStack) -> None:

@@ -1,5 +1,6 @@
 """What a killed run left, judged from the exported state: which of its pending operations to name,
-which locks are stale, and which Docker objects are older than the recovery."""
+which locks are stale, which Docker objects are older than the recovery, and which Kubernetes objects
+it named (their removal from a real cluster: tests/test_kubernetes.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from datetime import UTC, datetime
 
 from pulumi import automation as auto
 
+from modelplane.kube_leftovers import KubeObject, plural, provider_name, unknown_to
+from modelplane.naming import cluster_resource_name, kubernetes_provider_name
 from modelplane.recovery import (
     CONTAINER_TYPE,
     Leftovers,
     interrupted,
     pending_creates,
+    pending_kube_objects,
     recover_interrupted,
     stale_lock,
 )
@@ -75,3 +79,57 @@ def test_a_stack_not_created_yet_has_nothing_to_recover() -> None:
     said: list[str] = []
     recover_interrupted(NeverCreated(), said.append)  # type: ignore[arg-type]
     assert said == []
+
+
+PROVIDER = (
+    "urn:pulumi:s::modelplane::modelplane:AksCluster$pulumi:providers:kubernetes::cluster-local-k8s-k8s"
+    "::0b5c9e44-4a39-4f0e-9d0e-4d6c1c1e2f3a"
+)
+
+
+def _creating(kind_type: str, api_version: str, kind: str, metadata: dict[str, str]) -> dict[str, object]:
+    inputs = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+    return {"type": "creating", "resource": {"type": kind_type, "provider": PROVIDER, "inputs": inputs}}
+
+
+KUBE_PENDING = {
+    "pending_operations": [
+        _creating("kubernetes:apps/v1:Deployment", "apps/v1", "Deployment", {"name": "web-red", "namespace": "ml"}),
+        _creating(
+            "kubernetes:core/v1:ConfigMap", "v1", "ConfigMap", {"name": "web-router-config-x1", "namespace": "ml"}
+        ),
+        _creating("kubernetes:core/v1:Namespace", "v1", "Namespace", {"name": "ml"}),
+        _creating("kubernetes:core/v1:ConfigMap", "v1", "ConfigMap", {"namespace": "ml"}),  # not named yet
+        {"type": "updating", "resource": {"type": "kubernetes:apps/v1:Deployment", "inputs": {}}},
+        PENDING["pending_operations"][0],
+    ]
+}
+
+
+def test_the_kubernetes_objects_a_killed_run_created_are_named_with_their_api_path() -> None:
+    found = pending_kube_objects(KUBE_PENDING)
+    assert [str(o) for o in found] == ["Deployment ml/web-red", "ConfigMap ml/web-router-config-x1", "Namespace ml"]
+    assert [o.api_path() for o in found] == [
+        "/apis/apps/v1/namespaces/ml/deployments/web-red",
+        "/api/v1/namespaces/ml/configmaps/web-router-config-x1",
+        "/api/v1/namespaces/ml",
+    ]
+    assert {provider_name(o.provider) for o in found} == {kubernetes_provider_name(cluster_resource_name("local-k8s"))}
+    assert [plural(k) for k in ("HorizontalPodAutoscaler", "Ingress", "NetworkPolicy")] == [
+        "horizontalpodautoscalers",
+        "ingresses",
+        "networkpolicies",
+    ]
+
+
+def test_a_kubernetes_object_the_state_knows_by_type_and_id_is_no_leftover() -> None:
+    deployment, config, namespace = pending_kube_objects(KUBE_PENDING)
+    state = {
+        "resources": [
+            {"type": "kubernetes:apps/v1:Deployment", "id": "ml/web-red"},
+            {"type": "kubernetes:core/v1:ConfigMap", "id": "ml/web-router-config-y2"},
+            {"type": "kubernetes:core/v1:Secret", "id": "ml"},
+        ]
+    }
+    assert unknown_to(state, [deployment, config, namespace]) == [config, namespace]
+    assert isinstance(config, KubeObject)

@@ -143,7 +143,9 @@ def test_mirrored_requests_reach_the_mirror_and_never_the_caller(stack: TrafficS
     assert (
         "endpoint web: traffic blue 90→100, green 10→0" in stack.cli("plan", "--detailed-exitcode", check=False).stdout
     )
-    stack.cli("up", "--yes")
+    with Load(stack.uri, stack.key(), SAMPLE, concurrency=4) as load:  # a shift back, and a mirror added
+        stack.cli("up", "--yes")
+    assert load.requests > 50 and load.failures == [], (load.requests, load.failures[:10])
     green = stack.container("green")
     before = _scored(green)
     tally = _answers(stack, stack.key(), 2_000)

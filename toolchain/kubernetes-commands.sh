@@ -26,8 +26,9 @@ build_kubernetes_commands() {
     stamp="$stamp -X $package.gitVersion=$k8s_version -X $package.gitMajor=1 -X $package.gitMinor=$minor"
     stamp="$stamp -X $package.gitTreeState=clean -X $package.buildDate=1970-01-01T00:00:00Z"
   done
-  for command in "$@"; do
-    printf '[kubernetes +%4ss] building %s\n' "$SECONDS" "$command"
-    go build -trimpath -ldflags "-s -w $stamp" -o "$bin/$command" "k8s.io/kubernetes/cmd/$command"
-  done
+  # One build for all: one command's links overlap the others' compiles on 2 cores.
+  printf '[kubernetes +%4ss] building %s\n' "$SECONDS" "$*"
+  local packages=()
+  for command in "$@"; do packages+=("k8s.io/kubernetes/cmd/$command"); done
+  go build -trimpath -ldflags "-s -w $stamp" -o "$bin/" "${packages[@]}"
 }
