@@ -6,6 +6,11 @@ container, image and network of the stack is one the state knows, a further `up`
 change, and the endpoint answers. Each `destroy` trial deploys the stack, kills a `destroy`, and
 checks that the next one leaves nothing. tests/test_faults.py kills at the worst points, once.
 
+The same on the AKS path (a local cluster with a real node): an endpoint whose second deployment comes
+and goes with each trial (a Deployment, Service and autoscaler created or deleted, a new router
+ConfigMap, the router rolled) besides the new entry script; converged also means every Kubernetes
+object of the endpoint is one the state knows. tests/test_kubernetes.py kills at the worst point, once.
+
 Bench section `daemon`: the Docker daemon restarted under a deployed stack (SIGTERM, then
 `scripts/bootstrap` starts it again, as a host's service manager would): how long until the endpoint
 answers again (its containers' restart policy), and whether `drift` reports anything after.
@@ -24,12 +29,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import requests
 
 from bench.updates import ROOT, SAMPLE, bench_folder, free_port, state_env
+
+if TYPE_CHECKING:
+    from modelplane.local_cluster import LocalCluster
 
 UP_TRIALS = 10
 DESTROY_TRIALS = 5
@@ -37,10 +45,21 @@ DAEMON_WAIT_S = 120.0
 DAEMON_TARGET_S = 60.0
 
 
+KUBE_KINDS = {
+    "Deployment": "kubernetes:apps/v1:Deployment",
+    "Service": "kubernetes:core/v1:Service",
+    "ConfigMap": "kubernetes:core/v1:ConfigMap",
+    "Secret": "kubernetes:core/v1:Secret",
+    "HorizontalPodAutoscaler": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+}
+
+
 @dataclass
 class CrashBench:
     folder: Path
     port: int
+    cluster: LocalCluster | None = None
+    """The local cluster of an AKS endpoint (None: a local endpoint on `port`)."""
 
     @property
     def name(self) -> str:
@@ -86,7 +105,18 @@ class CrashBench:
             tag for image in client.images.list() for tag in image.tags if tag.startswith(f"modelplane/{self.name}-")
         }
         found += [f"image {tag}" for tag in sorted(tags - known)]
+        found += self.kube_leftovers(latest)
         return found + [f"pending {op.get('type')}" for op in latest.get("pending_operations") or []]
+
+    def kube_leftovers(self, latest: dict[str, Any]) -> list[str]:
+        """The endpoint's Kubernetes objects that the state does not know (by type and id)."""
+        if self.cluster is None:
+            return []
+        known = {(str(r.get("type")), str(r.get("id"))) for r in latest.get("resources") or []}
+        kinds = ",".join(f"{kind.lower()}s" for kind in KUBE_KINDS)
+        found = self.cluster.get_json(kinds, "-n", "default", "-l", "app.kubernetes.io/name=web")["items"]
+        named = [(o["kind"], f"{o['metadata']['namespace']}/{o['metadata']['name']}") for o in found]
+        return [f"{kind} {id_}" for kind, id_ in named if (KUBE_KINDS[kind], id_) not in known]
 
     def key(self) -> str:
         code, output, _ = self.run("outputs", "--show-secrets")
@@ -94,10 +124,16 @@ class CrashBench:
             raise RuntimeError(f"modelplane outputs failed: {output[-2000:]}")
         return str(json.loads(output[output.index("{") :])["endpoint_keys"]["web"]["primary_key"])
 
+    def uri(self) -> str:
+        if self.cluster is None:
+            return f"http://127.0.0.1:{self.port}/score"
+        code, output, _ = self.run("outputs")
+        return str(json.loads(output[output.index("{") :])["endpoints"]["web"]["scoring_uri"]) if code == 0 else ""
+
     def answers(self, key: str) -> bool:
         try:
             response = requests.post(
-                f"http://127.0.0.1:{self.port}/score",
+                self.uri(),
                 json=SAMPLE,
                 headers={"Authorization": f"Bearer {key}"},
                 timeout=30,
@@ -108,31 +144,58 @@ class CrashBench:
 
 
 @contextmanager
-def deployed_bench() -> Iterator[CrashBench]:
-    """The one-endpoint stack in a bench folder of its own, deployed, and destroyed after."""
-    with bench_folder() as folder:
-        bench = CrashBench(folder, free_port())
-        _declare(bench)
-        try:
-            bench.run("up", "--yes")
-            yield bench
-        finally:
-            bench.run("destroy", "--yes")
-            (ROOT / f"Pulumi.{bench.name}.yaml").unlink(missing_ok=True)
+def deployed_bench(folder: Path, cluster: LocalCluster | None = None) -> Iterator[CrashBench]:
+    """The one-endpoint stack in `folder`, deployed, and destroyed after."""
+    bench = CrashBench(folder, free_port(), cluster)
+    _declare(bench, 0)
+    try:
+        bench.run("up", "--yes")
+        yield bench
+    finally:
+        bench.run("destroy", "--yes")
+        (ROOT / f"Pulumi.{bench.name}.yaml").unlink(missing_ok=True)
 
 
-def _declare(bench: CrashBench) -> None:
-    bench.file.write_text(
+@contextmanager
+def local_cluster(folder: Path) -> Iterator[LocalCluster]:
+    from modelplane.local_cluster import LocalCluster
+
+    cluster = LocalCluster(folder / "cluster", nodes=0, real_node=True, metrics_server=False)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _declare(bench: CrashBench, trial: int) -> None:
+    """The stack of a trial: a local endpoint; on a cluster, an endpoint whose deployment `green` is
+    there on odd trials only."""
+    head = (
         "models:\n  ridge: {path: example/model/sklearn_regression_model.pkl, framework: scikit-learn}\n"
         "images:\n  scorer: {inference_config: example/inferenceconfig.json, source_directory: example, "
         "models: [ridge]}\n"
-        f"endpoints:\n  web: {{image: scorer, port: {bench.port}}}\n"
+    )
+    if bench.cluster is None:
+        bench.file.write_text(f"{head}endpoints:\n  web: {{image: scorer, port: {bench.port}}}\n")
+        return
+    kube = bench.cluster.kubeconfig
+    green = trial % 2 == 1
+    bench.file.write_text(
+        f"{head}clusters:\n  bench:\n"
+        f"    attach: {{kubeconfig: {kube}, registry: {kube.parent / 'registry.json'}, node_address: 127.0.0.1}}\n"
+        "    service_type: NodePort\n"
+        "endpoints:\n  web:\n    compute_type: aks\n    cluster: bench\n    cpu_cores: 0.25\n    memory_gb: 0.5\n"
+        "    liveness_probe: {initial_delay_seconds: 10, period_seconds: 5}\n"
+        f"    deployments: {{blue: {{image: scorer}}{', green: {image: scorer}' if green else ''}}}\n"
+        f"    traffic: {{blue: {50 if green else 100}{', green: 50' if green else ''}}}\n"
     )
 
 
 def _new_version(bench: CrashBench, trial: int) -> None:
     with (bench.folder / "example" / "score.py").open("a") as score:
         score.write(f"# version {trial}\n")
+    _declare(bench, trial)
 
 
 def up_trial(bench: CrashBench, trial: int, window_s: float) -> dict[str, Any]:
@@ -174,15 +237,25 @@ def destroy_trial(bench: CrashBench, window_s: float) -> dict[str, Any]:
     }
 
 
-def crashes() -> dict[str, Any]:
-    with deployed_bench() as bench:
-        _new_version(bench, -1)
-        _, _, up_window = bench.run("up", "--yes")  # how long an uninterrupted update takes
-        ups = [up_trial(bench, trial, up_window) for trial in range(UP_TRIALS)]
-        _, _, destroy_window = bench.run("destroy", "--yes")
-        destroys = [destroy_trial(bench, max(destroy_window, 2.0)) for _ in range(DESTROY_TRIALS)]
+def trials(bench: CrashBench) -> dict[str, Any]:
+    _new_version(bench, 1)
+    _, _, up_window = bench.run("up", "--yes")  # how long an uninterrupted update takes
+    ups = [up_trial(bench, trial, up_window) for trial in range(2, UP_TRIALS + 2)]
+    _, _, destroy_window = bench.run("destroy", "--yes")
+    destroys = [destroy_trial(bench, max(destroy_window, 2.0)) for _ in range(DESTROY_TRIALS)]
     windows = {"up_window_s": round(up_window, 1), "destroy_window_s": round(destroy_window, 1)}
     return {**windows, "up": ups, "destroy": destroys}
+
+
+def crashes() -> dict[str, Any]:
+    with bench_folder() as folder, deployed_bench(folder) as bench:
+        return trials(bench)
+
+
+def crashes_on_kubernetes() -> dict[str, Any]:
+    """Bench section `crashes-kubernetes`: the same trials on the AKS path."""
+    with bench_folder() as folder, local_cluster(folder) as cluster, deployed_bench(folder, cluster) as bench:
+        return trials(bench)
 
 
 def _stop_dockerd() -> None:
@@ -196,7 +269,7 @@ def _stop_dockerd() -> None:
 
 
 def daemon() -> dict[str, Any]:
-    with deployed_bench() as bench:
+    with bench_folder() as folder, deployed_bench(folder) as bench:
         return daemon_restart(bench)
 
 
@@ -221,32 +294,58 @@ def daemon_restart(bench: CrashBench) -> dict[str, Any]:
     }
 
 
-def markdown_lines(section: dict[str, Any]) -> list[str]:
+TARGETS = (
+    ("local (Docker)", "A one-endpoint local stack"),
+    ("AKS path (real node)", "An AKS endpoint on the local cluster"),
+)
+
+
+Sections = tuple[dict[str, Any] | None, dict[str, Any] | None]
+"""The trials of sections `crashes` and `crashes-kubernetes`, each when measured."""
+
+
+def _by_target(sections: Sections) -> list[tuple[str, str, dict[str, Any]]]:
+    """(target, what the stack is, its trials) of each measured section."""
+    return [(target, stack, trials) for (target, stack), trials in zip(TARGETS, sections, strict=True) if trials]
+
+
+def _rows(trials: dict[str, Any]) -> list[str]:
     rows = [
         f"| `up` #{n + 1} | {t['killed_at_s']} s | {', '.join(t['pending']) or 'none'} | {t['next_up_s']} s | "
         f"{'yes' if t['converged'] else 'NO: ' + '; '.join(t['leftovers'])} |"
-        for n, t in enumerate(section["up"])
+        for n, t in enumerate(trials["up"])
     ]
-    rows += [
+    return rows + [
         f"| `destroy` #{n + 1} | {t['killed_at_s']} s | | {t['next_destroy_s']} s | "
         f"{'yes' if t['converged'] else 'NO: ' + '; '.join(t['leftovers'])} |"
-        for n, t in enumerate(section["destroy"])
+        for n, t in enumerate(trials["destroy"])
     ]
-    recovery = round(median(t["next_up_s"] for t in section["up"]), 1)
-    return [
+
+
+def markdown_lines(sections: Sections) -> list[str]:
+    lines = [
         "### Runs killed with SIGKILL, then run again",
         "",
-        f"A one-endpoint local stack; each `up` trial changes the entry script (an uninterrupted update took "
-        f"{section['up_window_s']} s, a destroy {section['destroy_window_s']} s) and kills the run's whole process "
-        f"group at a random point. Converged: the next run succeeds, nothing is pending, every container, image "
-        f"and network of the stack is in the state, a further `up` finds no changes and the endpoint answers "
-        f"(for `destroy`: nothing is left). Median next `up`: {recovery} s.",
-        "",
-        "| trial | killed after | left pending | next run took | converged |",
-        "| --- | ---: | --- | ---: | --- |",
-        *rows,
+        "Each `up` trial changes the entry script (on the AKS path it also adds or removes a second deployment "
+        "behind the endpoint's router) and kills the run's whole process group at a random point within an "
+        "uninterrupted run's duration. Converged: the next run succeeds, nothing is pending, every container, "
+        "image and network of the stack (on the AKS path: every Deployment, Service, ConfigMap, Secret and "
+        "autoscaler of the endpoint) is in the state, a further `up` finds no changes and the endpoint answers "
+        "(for `destroy`: nothing is left).",
         "",
     ]
+    for target, stack, trials in _by_target(sections):
+        recovery = round(median(t["next_up_s"] for t in trials["up"]), 1)
+        lines += [
+            f"{stack} ({target}): an uninterrupted update took {trials['up_window_s']} s, a destroy "
+            f"{trials['destroy_window_s']} s; median next `up` {recovery} s.",
+            "",
+            "| trial | killed after | left pending | next run took | converged |",
+            "| --- | ---: | --- | ---: | --- |",
+            *_rows(trials),
+            "",
+        ]
+    return lines
 
 
 def daemon_markdown_lines(daemon: dict[str, Any]) -> list[str]:
@@ -260,14 +359,15 @@ def daemon_markdown_lines(daemon: dict[str, Any]) -> list[str]:
     ]
 
 
-def target_checks(section: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+def target_checks(sections: Sections) -> list[tuple[str, str, bool | None]]:
     checks: list[tuple[str, str, bool | None]] = []
-    for kind in ("up", "destroy"):
-        trials = section[kind]
-        converged = sum(t["converged"] for t in trials)
-        checks.append(
-            (f"`{kind}` killed: the next run converges", f"{converged}/{len(trials)}", converged == len(trials))
-        )
+    for target, _, trials in _by_target(sections):
+        for kind in ("up", "destroy"):
+            converged = sum(t["converged"] for t in trials[kind])
+            count = len(trials[kind])
+            checks.append(
+                (f"{target}, `{kind}` killed: the next run converges", f"{converged}/{count}", converged == count)
+            )
     return checks
 
 

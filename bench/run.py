@@ -510,8 +510,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         checks += updates.target_checks(results["updates"])
     if "batch" in results:
         checks += batch.target_checks(results["batch"])
-    if "crashes" in results:
-        checks += crashes.target_checks(results["crashes"])
+    if "crashes" in results or "crashes-kubernetes" in results:
+        checks += crashes.target_checks((results.get("crashes"), results.get("crashes-kubernetes")))
     if "daemon" in results:
         checks += crashes.daemon_target_checks(results["daemon"])
     return checks
@@ -616,8 +616,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += updates.markdown_lines(results["updates"])
     if "batch" in results:
         lines += batch.markdown_lines(results["batch"])
-    if "crashes" in results:
-        lines += crashes.markdown_lines(results["crashes"])
+    if "crashes" in results or "crashes-kubernetes" in results:
+        lines += crashes.markdown_lines((results.get("crashes"), results.get("crashes-kubernetes")))
     if "daemon" in results:
         lines += crashes.daemon_markdown_lines(results["daemon"])
     lines += ["### Targets", "", "| target | measured | |", "| --- | --- | --- |"]
@@ -658,6 +658,7 @@ def main() -> int:
         "updates",
         "batch",
         "crashes",
+        "crashes-kubernetes",
         "daemon",
     )
     parser.add_argument("--only", nargs="*", choices=sections_known)
@@ -680,6 +681,7 @@ def main() -> int:
         "updates": updates.updates,
         "batch": batch.batch,
         "crashes": crashes.crashes,
+        "crashes-kubernetes": crashes.crashes_on_kubernetes,
         "daemon": crashes.daemon,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -115,7 +115,8 @@ def test_the_users_exception_stays_in_the_tail_without_the_aml_servers_wrapper()
             "",
             "2026-12-02 10:12:36,723 I [8] azmlinfsrv - Model Directory Contents:",
             "2026-12-02 10:12:36,723 I [8] azmlinfsrv - 222873547372932/",
-            "2026-12-02 10:12:36,723 I [8] azmlinfsrv -     sklearn_regression_model.pkl",
+            # A model folder of many files: the server lists up to 200 of them.
+            *[f"2026-12-02 10:12:36,723 I [8] azmlinfsrv -     shard-{n:03}.bin" for n in range(40)],
             "2026-12-02 10:12:36,753 I [8] gunicorn.error - Worker exiting (pid: 8)",
             "Traceback (most recent call last):",
             '  File "/opt/venv/lib/python3.11/site-packages/gunicorn/arbiter.py", line 270, in run',
@@ -131,3 +132,4 @@ def test_the_users_exception_stays_in_the_tail_without_the_aml_servers_wrapper()
     tail = telling_tail(log, 15).splitlines()
     assert "RuntimeError: the model file is corrupt (a test)" in tail, tail
     assert not any("UserScriptException: " in line for line in tail), tail
+    assert "2026-12-02 10:12:36,723 I [8] azmlinfsrv - Model Directory Contents: (41 lines left out)" in tail, tail
