@@ -295,8 +295,8 @@ def daemon_restart(bench: CrashBench) -> dict[str, Any]:
 
 
 TARGETS = (
-    ("local (Docker)", "A one-endpoint local stack"),
-    ("AKS path (real node)", "An AKS endpoint on the local cluster"),
+    ("local (Docker)", "a one-endpoint local stack"),
+    ("AKS path (real node)", "an AKS endpoint with two deployments at most, on the local cluster's real node"),
 )
 
 
@@ -337,7 +337,7 @@ def markdown_lines(sections: Sections) -> list[str]:
     for target, stack, trials in _by_target(sections):
         recovery = round(median(t["next_up_s"] for t in trials["up"]), 1)
         lines += [
-            f"{stack} ({target}): an uninterrupted update took {trials['up_window_s']} s, a destroy "
+            f"**{target}**, {stack}: an uninterrupted update took {trials['up_window_s']} s, a destroy "
             f"{trials['destroy_window_s']} s; median next `up` {recovery} s.",
             "",
             "| trial | killed after | left pending | next run took | converged |",

@@ -384,7 +384,8 @@ class LocalCluster:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
-        nodes = f"{self.nodes} kwok nodes" + (" and a real node" if self.real_node else "")
+        kinds = [f"{self.nodes} kwok nodes"] * bool(self.nodes) + ["a real node"] * self.real_node
+        nodes = " and ".join(kinds) or "no nodes"
         self._say(f"ready in {self.startup_seconds:.1f} s: {self.server} ({nodes})")
         return self
 
