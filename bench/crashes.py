@@ -35,6 +35,7 @@ import docker
 import requests
 
 from bench.updates import ROOT, SAMPLE, bench_folder, free_port, state_env
+from modelplane.kube_leftovers import ENDPOINT_KINDS, endpoint_objects
 
 if TYPE_CHECKING:
     from modelplane.local_cluster import LocalCluster
@@ -43,15 +44,6 @@ UP_TRIALS = 10
 DESTROY_TRIALS = 5
 DAEMON_WAIT_S = 120.0
 DAEMON_TARGET_S = 60.0
-
-
-KUBE_KINDS = {
-    "Deployment": "kubernetes:apps/v1:Deployment",
-    "Service": "kubernetes:core/v1:Service",
-    "ConfigMap": "kubernetes:core/v1:ConfigMap",
-    "Secret": "kubernetes:core/v1:Secret",
-    "HorizontalPodAutoscaler": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
-}
 
 
 @dataclass
@@ -113,10 +105,8 @@ class CrashBench:
         if self.cluster is None:
             return []
         known = {(str(r.get("type")), str(r.get("id"))) for r in latest.get("resources") or []}
-        kinds = ",".join(f"{kind.lower()}s" for kind in KUBE_KINDS)
-        found = self.cluster.get_json(kinds, "-n", "default", "-l", "app.kubernetes.io/name=web")["items"]
-        named = [(o["kind"], f"{o['metadata']['namespace']}/{o['metadata']['name']}") for o in found]
-        return [f"{kind} {id_}" for kind, id_ in named if (KUBE_KINDS[kind], id_) not in known]
+        listed = self.cluster.get_json(ENDPOINT_KINDS, "-n", "default", "-l", "app.kubernetes.io/name=web")
+        return [f"{kind} {id_}" for kind, id_ in sorted(endpoint_objects(listed) - known)]
 
     def key(self) -> str:
         code, output, _ = self.run("outputs", "--show-secrets")

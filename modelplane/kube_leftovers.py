@@ -20,6 +20,23 @@ from modelplane.constants import MANAGED_BY_LABEL
 from modelplane.kube_diagnosis import TIMEOUT, read_kubeconfig, session_for
 
 KUBERNETES_PREFIX = "kubernetes:"
+# The kinds of object Modelplane makes for an endpoint, as `kubectl get` names them.
+ENDPOINT_KINDS = "deployments,services,configmaps,secrets,horizontalpodautoscalers"
+
+
+def pulumi_type(api_version: str, kind: str) -> str:
+    """pulumi-kubernetes' type of an object (`apps/v1`, `Deployment` → `kubernetes:apps/v1:Deployment`;
+    the core group is `core`)."""
+    group_version = api_version if "/" in api_version else f"core/{api_version}"
+    return f"{KUBERNETES_PREFIX}{group_version}:{kind}"
+
+
+def endpoint_objects(listed: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The objects of a `kubectl get -o json` list as (Pulumi type, id), to compare with the state."""
+    return {
+        (pulumi_type(o["apiVersion"], o["kind"]), f"{o['metadata']['namespace']}/{o['metadata']['name']}")
+        for o in listed.get("items") or []
+    }
 
 
 @dataclass(frozen=True)

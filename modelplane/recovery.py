@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import requests
+
 from modelplane import kube_leftovers
 from modelplane.kube_leftovers import KubeObject
 from modelplane.state_guard import engine_error_lines, lock_holders
@@ -173,8 +175,6 @@ def remove_kube_leftovers(
     """After the run that followed a killed one: remove the Kubernetes objects the killed run created that
     the state still does not know, from the cluster each one's provider reached (by its kubeconfig). The
     run has succeeded by then: a failure here is told, not raised."""
-    import requests
-
     by_provider: dict[str, list[KubeObject]] = {}
     for found in kube_leftovers.unknown_to(stack.export_stack().deployment or {}, objects):
         by_provider.setdefault(kube_leftovers.provider_name(found.provider), []).append(found)

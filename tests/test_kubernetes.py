@@ -38,6 +38,7 @@ from sklearn.linear_model import Ridge
 
 from modelplane.constants import MANAGED_BY_LABEL
 from modelplane.engine import PROJECT_ROOT
+from modelplane.kube_leftovers import ENDPOINT_KINDS, endpoint_objects, pulumi_type
 from modelplane.local_cluster import LocalCluster, free_port, missing_binaries
 from modelplane.local_metrics import pod_metrics
 from modelplane.local_node import NODE_NAME, ClusterError
@@ -221,9 +222,7 @@ endpoints:
 
     def objects(self) -> set[tuple[str, str]]:
         """The endpoint's objects on the cluster, as (Pulumi type, id)."""
-        kinds = "deployments,services,configmaps,secrets,horizontalpodautoscalers"
-        found = self.stack.get(kinds, "-n", "default", "-l", "app.kubernetes.io/name=web")["items"]
-        return {(PULUMI_TYPES[o["kind"]], f"{o['metadata']['namespace']}/{o['metadata']['name']}") for o in found}
+        return endpoint_objects(self.stack.get(ENDPOINT_KINDS, "-n", "default", "-l", "app.kubernetes.io/name=web"))
 
     def known(self) -> set[tuple[str, str]]:
         """What the state knows, as (Pulumi type, id)."""
@@ -262,13 +261,6 @@ def routed(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 BLUE_GREEN = "{blue: {image: scorer-v1}, green: {image: scorer-v2}}"
-PULUMI_TYPES = {
-    "Deployment": "kubernetes:apps/v1:Deployment",
-    "Service": "kubernetes:core/v1:Service",
-    "ConfigMap": "kubernetes:core/v1:ConfigMap",
-    "Secret": "kubernetes:core/v1:Secret",
-    "HorizontalPodAutoscaler": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
-}
 LEFT_CONFIG = "web-router-config-left"
 
 
@@ -282,7 +274,7 @@ def _leave_a_pending_config_map(routed: RoutedStack) -> None:
     path = checkpoint_file(routed.state_folder, routed.stack.name)
     state = json.loads(path.read_text())
     latest = state["checkpoint"]["latest"]
-    config = next(r for r in latest["resources"] if r["type"] == PULUMI_TYPES["ConfigMap"])
+    config = next(r for r in latest["resources"] if r["type"] == pulumi_type("v1", "ConfigMap"))
     resource = {key: value for key, value in config.items() if key not in ("id", "outputs")}
     resource |= {"urn": config["urn"].rsplit("::", 1)[0] + f"::{LEFT_CONFIG}", "inputs": manifest}
     latest["pending_operations"] = [
@@ -359,7 +351,7 @@ class TestDeploymentsBehindARouter:
         routed.declare("{green: {image: scorer-v2}, purple: {image: scorer-v1}}", "{green: 90, purple: 10}")
         with Load(routed.uri, routed.key(), SAMPLE, concurrency=4) as load:
             run = started_alone("up", routed.stack.file, routed.stack.env)
-            kill_when(run, lambda: ("kubernetes:apps/v1:Deployment", "default/web-purple") in routed.objects())
+            kill_when(run, lambda: (pulumi_type("apps/v1", "Deployment"), "default/web-purple") in routed.objects())
             pending = latest_state(routed.state_folder, routed.stack.name).get("pending_operations")
             assert pending, "the kill left nothing pending"
             _leave_a_pending_config_map(routed)

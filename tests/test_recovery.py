@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from pulumi import automation as auto
 
-from modelplane.kube_leftovers import KubeObject, plural, provider_name, unknown_to
+from modelplane.kube_leftovers import KubeObject, endpoint_objects, plural, provider_name, pulumi_type, unknown_to
 from modelplane.naming import cluster_resource_name, kubernetes_provider_name
 from modelplane.recovery import (
     CONTAINER_TYPE,
@@ -133,3 +133,14 @@ def test_a_kubernetes_object_the_state_knows_by_type_and_id_is_no_leftover() -> 
     }
     assert unknown_to(state, [deployment, config, namespace]) == [config, namespace]
     assert isinstance(config, KubeObject)
+
+
+def test_listed_objects_get_the_types_the_state_gives_them() -> None:
+    assert [pulumi_type("v1", "Secret"), pulumi_type("autoscaling/v2", "HorizontalPodAutoscaler")] == [
+        "kubernetes:core/v1:Secret",
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+    ]
+    listed = {
+        "items": [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"namespace": "ml", "name": "web"}}]
+    }
+    assert endpoint_objects(listed) == {("kubernetes:apps/v1:Deployment", "ml/web")}
