@@ -10,8 +10,9 @@ bootstrap:
 	@scripts/bootstrap
 
 # The local Kubernetes control plane, a real node (kubelet, kube-proxy, containerd, registry) and the
-# pulumi-kubernetes plugin: the tests and the k8s-local stack need them.
-bootstrap-kubernetes: bootstrap
+# pulumi-kubernetes plugin: the tests and the k8s-local stack need them. It runs scripts/bootstrap
+# itself, beside its Go builds.
+bootstrap-kubernetes:
 	@scripts/bootstrap-kubernetes
 
 # The Azure Storage emulator the team-state tests keep a stack's state in (azblob://).
@@ -24,7 +25,7 @@ up: bootstrap
 
 # Two workers, a test file each at a time (module fixtures stay whole): the Kubernetes module starts first
 # on one; the 25 slowest tests listed. (Three were faster, but starved the autoscaler test: issue 19 note.)
-test: bootstrap bootstrap-kubernetes bootstrap-azurite
+test: bootstrap-kubernetes bootstrap-azurite
 	$(VENV)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
 # The tests that need no engine, Docker or Kubernetes (nor ruff/mypy): spec, components under mocks,

@@ -446,6 +446,7 @@ def bootstrap(cold: bool) -> dict[str, Any]:
                 "GOCACHE": f"{folder}/gocache",
                 "MODELPLANE_BASE_IMAGE": "modelplane/base:bench-cold",
                 "PIP_NO_CACHE_DIR": "1",
+                "UV_NO_CACHE": "1",
             }
             try:
                 subprocess.run([str(clone / "scripts" / "bootstrap")], env=env, check=True)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 CACHE = Path(os.environ.get("MODELPLANE_CACHE", Path.home() / ".cache" / "modelplane"))
 CONTAINERD_VERSION = "v2.4.2"
-METRICS_SERVER_VERSION = "v0.8.0"
+METRICS_SERVER_VERSION = "v0.9.0"
 NODE_BINARIES = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "metrics-server")
 NODE_NAME = "modelplane-node-0"
 NODE_IP = "10.240.0.2"
