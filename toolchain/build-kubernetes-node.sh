@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Build what a real Kubernetes node needs, from Go modules (no release download site is reachable
-# here): kubelet and kube-proxy from the same Kubernetes release as the control plane, containerd v2
-# with its runc shim and ctr (the pod sandbox image: build-pause-image.sh). runc, the CNI plugins,
-# conntrack and the registry come from Debian's packages (scripts/bootstrap-kubernetes).
-# kubelet, kube-proxy and metrics-server come from the control plane's module (toolchain/kubernetes), so the
-# packages compiled for the control plane are reused.
+# here): kubelet, kube-proxy and metrics-server from the control plane's module (toolchain/kubernetes,
+# so the packages compiled for the control plane are reused), containerd v2 with its runc shim and ctr
+# (the pod sandbox image: build-pause-image.sh). runc, the CNI plugins, conntrack and the registry come
+# from Debian's packages (scripts/bootstrap-kubernetes).
 # Usage: build-kubernetes-node.sh KUBERNETES_VERSION CONTAINERD_VERSION METRICS_SERVER_VERSION OUT_DIR
 set -euo pipefail
 k8s_version=$1 containerd_version=$2 metrics_server_version=$3 out=$4
@@ -14,7 +13,7 @@ export GOTOOLCHAIN=local GOFLAGS=-modcacherw CGO_ENABLED=0
 mkdir -p "$out/bin"
 log() { printf '[node +%4ss] %s\n' "$SECONDS" "$*"; }
 
-# --- kubelet, kube-proxy and metrics-server, from the control plane's module (toolchain/kubernetes-commands.sh)
+# --- kubelet, kube-proxy and metrics-server (toolchain/kubernetes-commands.sh)
 log "kubernetes $k8s_version: building kubelet and kube-proxy"
 # shellcheck source=toolchain/kubernetes-commands.sh
 . "$(dirname "$0")/kubernetes-commands.sh"
