@@ -159,13 +159,19 @@ class SlowClients:
             thread.join(timeout=10)
 
 
+def _best_rate(target: HostileTarget, tries: int = 3) -> float:
+    """The best of a few measurements: a burst on the other test worker slows one of them, while a
+    server the hostile run harmed stays slow in all."""
+    return max(_valid_rate(target) for _ in range(tries))
+
+
 def _workers_booted(container: Any) -> int:
     return int(container.logs().decode(errors="replace").count("Booting worker"))
 
 
 def test_hostile_input_under_load_gets_the_right_answers_and_breaks_nothing(target: HostileTarget) -> None:
     _valid_rate(target)  # warms the workers up: the first requests of a new server are slower
-    before_rate = _valid_rate(target)
+    before_rate = _best_rate(target)
     booted = _workers_booted(target.container)
     mix = [case for case in cases(target.key) for _ in range(case.weight)]
     plan = [mix[i % len(mix)] for i in range(TOTAL)]
@@ -183,7 +189,7 @@ def test_hostile_input_under_load_gets_the_right_answers_and_breaks_nothing(targ
     target.container.reload()
     assert target.container.attrs["RestartCount"] == 0
     assert _workers_booted(target.container) == booted
-    after_rate = _valid_rate(target)
+    after_rate = _best_rate(target)
     assert after_rate >= 0.7 * before_rate, (before_rate, after_rate)
     by_status = Counter(got for _, _, got in answered)
     print(
