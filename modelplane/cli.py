@@ -674,6 +674,17 @@ def _lost_state(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _unreachable_advice(args: argparse.Namespace) -> str:
+    """What to do when nothing answers at an endpoint's address: `up` diffs against the state, so a
+    container or pod removed outside Modelplane stays missing until drift remediation restores it."""
+    stack, file = getattr(args, "stack", None), getattr(args, "file", None)
+    target = f"--stack {stack}" if stack else f"--file {file}" if file else "--stack NAME"
+    return (
+        "nothing answers at the endpoint's address; if its container or pod was removed outside Modelplane, "
+        f"`modelplane drift {target}` reports it and `modelplane drift {target} --remediate` restores it"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.backend_url:
@@ -701,6 +712,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except StateError as error:
         print(f"modelplane: refused: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except requests.ConnectionError as error:
+        print(f"modelplane: request failed: {error}", file=sys.stderr)
+        print(f"modelplane: {_unreachable_advice(args)}", file=sys.stderr)
         return EXIT_FAILED
     except requests.RequestException as error:
         print(f"modelplane: request failed: {error}", file=sys.stderr)

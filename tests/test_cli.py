@@ -70,3 +70,24 @@ def test_the_bootstrap_tries_the_plugin_download_once_a_day(tmp_path: Path) -> N
     assert (tmp_path / "azure-native-v3.29.0.unreachable").is_file()
     second = subprocess.run(script, env=env, capture_output=True, text=True, timeout=10, check=True).stdout
     assert "not installed (download unreachable at" in second
+
+
+def test_an_endpoint_that_refuses_says_how_to_find_and_restore_what_is_gone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    import requests
+
+    from modelplane import cli
+    from modelplane.operations import EXIT_FAILED
+
+    with socket.socket() as closed:  # a port nothing listens on once this block ends
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(cli, "_invoke", lambda _args: requests.post(f"http://127.0.0.1:{port}/score", timeout=5))
+    assert cli.main(["invoke", "--stack", "local", "web"]) == EXIT_FAILED
+    error = capsys.readouterr().err
+    assert "modelplane: request failed:" in error and "Connection refused" in error, error
+    assert "`modelplane drift --stack local` reports it" in error, error
+    assert "`modelplane drift --stack local --remediate` restores it" in error, error
