@@ -713,12 +713,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StateError as error:
         print(f"modelplane: refused: {error}", file=sys.stderr)
         return EXIT_FAILED
-    except requests.ConnectionError as error:
-        print(f"modelplane: request failed: {error}", file=sys.stderr)
-        print(f"modelplane: {_unreachable_advice(args)}", file=sys.stderr)
-        return EXIT_FAILED
     except requests.RequestException as error:
         print(f"modelplane: request failed: {error}", file=sys.stderr)
+        if isinstance(error, requests.ConnectionError) and args.handler in (_invoke, _profile):
+            print(f"modelplane: {_unreachable_advice(args)}", file=sys.stderr)
         return EXIT_FAILED
     except MissingPluginError as error:
         print(f"modelplane: {error}", file=sys.stderr)
