@@ -727,13 +727,14 @@ def test_the_autoscaler_scales_on_real_cpu_metrics(deployed: KubeStack) -> None:
     key = deployed.outputs(show_secrets=True)["endpoint_keys"]["regression"]["primary_key"]
     with Load(uri, key, SAMPLE, concurrency=4) as load:
         # Under load the CPU use of its one replica passes the 70% target: the HPA adds one.
-        _wait_for(
-            "the HPA to scale regression out under load",
-            lambda: (
-                (deployed.get("deployment", "regression", "-n", "default")["status"].get("readyReplicas") or 0) >= 2
-            ),
-            seconds=180,
-        )
+        try:
+            _wait_for(
+                "the HPA to scale regression out under load",
+                lambda: _ready_replicas(deployed, "default", "regression") >= 2,
+                180,
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}; {_autoscaler_view(deployed)}; {load.requests} requests served") from None
     assert load.failures == [], load.failures[:10]
     status = deployed.get("hpa", "regression", "-n", "default")["status"]
     (cpu,) = [m["resource"] for m in status["currentMetrics"] if m["type"] == "Resource"]
@@ -742,6 +743,15 @@ def test_the_autoscaler_scales_on_real_cpu_metrics(deployed: KubeStack) -> None:
     # The scale is the HPA's: no drift, and a preview plans no change.
     assert deployed.drift()[0] == 0
     assert deployed.cli("preview", "--detailed-exitcode", check=False).returncode == 0
+
+
+def _autoscaler_view(deployed: KubeStack) -> str:
+    """What the HPA saw and where its pods stand, for a scale-out that did not come."""
+    status = deployed.get("hpa", "regression", "-n", "default")["status"]
+    pods = [
+        (p["metadata"]["name"], p["status"].get("phase"), _ready(p)) for p in _pods(deployed, "default", "regression")
+    ]
+    return f"HPA status {json.dumps(status)}; pods (name, phase, ready) {pods}"
 
 
 def _pod_metrics(cluster: LocalCluster, namespace: str) -> list[dict[str, Any]]:
