@@ -23,8 +23,8 @@ up: bootstrap
 	$(VENV)/modelplane up --stack local --yes
 	$(VENV)/modelplane invoke --stack local --all-samples
 
-# Two workers, a test file each at a time (module fixtures stay whole): the Kubernetes module starts first
-# on one; the 25 slowest tests listed. (Three were faster, but starved the autoscaler test: issue 19 note.)
+# Two workers, a test file each at a time (module fixtures stay whole; xdist hands out the files with
+# the most tests first); the 25 slowest tests listed. (Three were faster, but starved the autoscaler test: issue 19 note.)
 test: bootstrap-kubernetes bootstrap-azurite
 	$(VENV)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25
 

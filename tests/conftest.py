@@ -42,13 +42,6 @@ def _interrupted(_signal: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The Kubernetes module first, for a run without xdist. `make test`'s xdist hands out the files
-    with the most tests first (its loadscope reorder), so there it starts after a few quick files; keeping
-    a heaviest-first order instead starved the autoscaler test once (docs/toolchain.md)."""
-    items.sort(key=lambda item: item.get_closest_marker("kubernetes") is None)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     # `kill` (SIGTERM) ends a run as Ctrl-C does: fixtures tear down, so a local cluster's processes,
     # pods and rules do not outlive the run.
