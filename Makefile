@@ -23,10 +23,11 @@ up: bootstrap
 	$(VENV)/modelplane up --stack local --yes
 	$(VENV)/modelplane invoke --stack local --all-samples
 
-# Two workers, a test file each at a time (module fixtures stay whole; xdist hands out the files with
-# the most tests first); the 25 slowest tests listed. (Three were faster, but starved the autoscaler test: issue 19 note.)
+# Two workers, a test file each at a time (module fixtures stay whole), heaviest files first
+# (tests/conftest.py; xdist's own reorder would put the files with most tests first); the 25 slowest
+# tests listed. (Three workers were faster, but starved the autoscaler test: issue 19 note.)
 test: bootstrap-kubernetes bootstrap-azurite
-	$(VENV)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --durations=25
+	$(VENV)/python -m pytest -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # The tests that need no engine, Docker or Kubernetes (nor ruff/mypy): spec, components under mocks,
 # offline plans, policies, the scoring runtime. `make test` runs them too.

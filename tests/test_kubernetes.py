@@ -725,7 +725,11 @@ def test_the_autoscaler_scales_on_real_cpu_metrics(deployed: KubeStack) -> None:
 
     uri = deployed.outputs()["endpoints"]["regression"]["scoring_uri"]
     key = deployed.outputs(show_secrets=True)["endpoint_keys"]["regression"]["primary_key"]
-    with Load(uri, key, SAMPLE, concurrency=4) as load:
+    # A thousand rows a request: the scoring process's work per request is about three times the
+    # load generator's, so what the load uses up is the replica's CPU, not the client's (with one row,
+    # a busy machine's client held the replica near 50% of its request).
+    rows = {"data": SAMPLE["data"] * 1000}
+    with Load(uri, key, rows, concurrency=4) as load:
         # Under load the CPU use of its one replica passes the 70% target: the HPA adds one.
         try:
             _wait_for(
