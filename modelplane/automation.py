@@ -82,13 +82,27 @@ def open_stack(ref: StackRef, settings: EngineSettings | None = None, create: bo
     workspace = auto.LocalWorkspace(
         work_dir=str(PROJECT_ROOT), pulumi_command=pulumi_command(), env_vars=settings.env()
     )
-    if create and not ref.default_file and _configured_stack_file(ref.name) != str(ref.file):
+    configured = _configured_stack_file(ref.name)
+    if create and not ref.default_file and configured != str(ref.file):
         # Writing the setting needs the stack to exist.
         refuse_lost_state(settings.backend_url, ref.name)
         stack = auto.Stack.create_or_select(ref.name, workspace)
         stack.set_config(STACK_FILE_KEY, auto.ConfigValue(str(ref.file)))
         return stack
-    return NamedStack(ref.name, workspace)
+    named = NamedStack(ref.name, workspace)
+    if ref.default_file and configured is not None:
+        _forget_stack_file(named)
+    return named
+
+
+def _forget_stack_file(stack: auto.Stack) -> None:
+    """`--stack NAME` after a `--file elsewhere/NAME.yaml`: the program reads stacks/NAME.yaml again,
+    as the command says, not the file the setting still names."""
+    try:
+        stack.remove_config(STACK_FILE_KEY)
+    except auto.StackNotFoundError:
+        # The settings outlived their stack: a stack made anew starts without them.
+        (PROJECT_ROOT / f"Pulumi.{stack.name}.yaml").unlink(missing_ok=True)
 
 
 def _configured_stack_file(stack_name: str) -> str | None:

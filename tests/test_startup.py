@@ -82,6 +82,21 @@ def test_a_declaration_error_reaching_the_engine_names_file_line_and_field(
     assert "Traceback" not in output
 
 
+def test_a_stack_named_after_a_file_run_reads_its_own_declaration(engine: EngineSettings, tmp_path: Path) -> None:
+    # `--file elsewhere/NAME.yaml` records that file in the stack's settings; a later `--stack NAME`
+    # means stacks/NAME.yaml (here missing), never the other file still named there.
+    elsewhere = tmp_path / "startup-renamed.yaml"
+    elsewhere.write_text("endpoints: {}\n")
+    try:
+        open_stack(StackRef.from_args(None, str(elsewhere)), engine)
+        named = open_stack(StackRef.from_args("startup-renamed", None), engine)
+        with pytest.raises(auto.CommandError) as failure:
+            named.preview(on_output=lambda _line: None)
+    finally:
+        (PROJECT_ROOT / "Pulumi.startup-renamed.yaml").unlink(missing_ok=True)
+    assert "stacks/startup-renamed.yaml:1:1: file not found" in str(failure.value), str(failure.value)[-2000:]
+
+
 UNTYPED_KEYS_PROGRAM = """
 import pulumi
 from pulumi.dynamic import Resource
