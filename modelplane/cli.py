@@ -18,6 +18,7 @@ from pulumi import automation as auto
 from modelplane import operations
 from modelplane.automation import MissingPluginError, StackRef, on_stack, open_stack, printer
 from modelplane.constants import KEY_NAMES, ROTATE_KEY_VARIABLE
+from modelplane.crash_watch import CrashWatch, record_live_deployments
 from modelplane.credentials import TOKEN_LIFETIME_S, credential_for
 from modelplane.destinations import RemoteDestinationError, check_url
 from modelplane.engine import BACKEND_URL_VARIABLE, PROJECT_ROOT, default_settings
@@ -232,17 +233,25 @@ def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> bool:
         _print_warnings(spec)  # Pulumi's output, which carries them, is not shown.
     stack = open_stack(ref)
     policies = _policies(args, ref)
+    kubeconfigs = _kubeconfigs(spec)
     try:
-        outcome = recovering(
-            stack,
-            lambda: operations.up(stack, policies, lambda _plan: _confirm("Apply these changes?", args.yes), progress),
-            _note,
-            _kubeconfigs(spec),
-        )
+        with CrashWatch(kubeconfigs.values(), stack.name) as watch:
+            outcome = recovering(
+                stack,
+                lambda: operations.up(
+                    stack, policies, lambda _plan: _confirm("Apply these changes?", args.yes), progress
+                ),
+                _note,
+                kubeconfigs,
+            )
     except auto.CommandError as error:
         if progress is None:
             for line in engine_diagnostics(error):
                 print(line, file=sys.stderr)
+        for line in watch.stopped_the_update():
+            print(f"modelplane: {line}", file=sys.stderr)
+        if watch.crashed:
+            _record_live_deployments(stack, ref)
         _print_failing_pods(spec)
         raise
     except OperationError as error:
@@ -253,6 +262,18 @@ def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> bool:
         raise CliError(str(error)) from None
     print(outcome.summary if outcome.applied else f"update skipped: {outcome.summary}")
     return outcome.applied
+
+
+def _record_live_deployments(stack: auto.Stack, ref: StackRef) -> None:
+    try:
+        record_live_deployments(stack)
+    except auto.CommandError as error:
+        why = "; ".join(engine_error_lines(error)) or "the engine failed"
+        print(
+            f"modelplane: could not read the stopped Deployments back into the state ({why});"
+            f" `modelplane drift --file {ref.file} --remediate` brings the cluster back to the declaration",
+            file=sys.stderr,
+        )
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:

@@ -7,7 +7,9 @@ keeps state under `.modelplane/state` (a file backend) and writes the local stac
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +92,21 @@ def pulumi_command() -> auto.PulumiCommand:
     command.command = str(venv_bin() / "pulumi")
     command.version = VersionInfo.parse(PULUMI_VERSION)
     return command
+
+
+def interrupt_update(stack_name: str) -> bool:
+    """Ask the CLI running an update of `stack_name` for this process (the Automation API's child)
+    to cancel it, as Ctrl-C does: the engine asks its providers to stop waiting, starts nothing new
+    and saves what was applied. Whether such a CLI was found."""
+    import psutil
+
+    found = False
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):  # it may end meanwhile
+            if child.name() == "pulumi" and stack_name in child.cmdline():
+                child.send_signal(signal.SIGINT)
+                found = True
+    return found
 
 
 def pulumi_home() -> Path:

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,53 @@ def session_for(access: ApiAccess) -> Iterator[requests.Session]:
         yield session
 
 
+def _managed_pods(session: requests.Session, server: str) -> list[dict[str, Any]]:
+    """The stack's pods, in every namespace."""
+    url = f"{server}/api/v1/pods"
+    response = session.get(url, params={"labelSelector": f"{MANAGED_BY_LABEL}=modelplane"}, timeout=TIMEOUT)
+    response.raise_for_status()
+    items: list[dict[str, Any]] = response.json().get("items", [])
+    return items
+
+
 def failing_pods(kubeconfig: Path) -> list[PodFailure]:
     """The stack's pods (every namespace) whose containers are not all ready, with their logs."""
     access = read_kubeconfig(kubeconfig)
     with session_for(access) as session:
-        url = f"{access.server}/api/v1/pods"
-        pods = session.get(url, params={"labelSelector": f"{MANAGED_BY_LABEL}=modelplane"}, timeout=TIMEOUT).json()
-        return [_failure(session, access.server, pod) for pod in pods.get("items", []) if not pod_ready(pod)]
+        return [
+            _failure(session, access.server, pod) for pod in _managed_pods(session, access.server) if not pod_ready(pod)
+        ]
+
+
+def crash_looping_pods(kubeconfig: Path, since: datetime, crashes: int) -> list[str]:
+    """The stack's pods on the cluster that `crash_looping` picks."""
+    access = read_kubeconfig(kubeconfig)
+    with session_for(access) as session:
+        return crash_looping(_managed_pods(session, access.server), since, crashes)
+
+
+def crash_looping(pods: list[dict[str, Any]], since: datetime, crashes: int) -> list[str]:
+    """`namespace/name` of the pods created at or after `since` whose container the kubelet holds
+    back after `crashes` crashes or more (CrashLoopBackOff); pods being deleted are not counted."""
+    return [
+        f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        for pod in pods
+        if _created(pod) >= since and _crash_looping(pod, crashes)
+    ]
+
+
+def _created(pod: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+
+
+def _crash_looping(pod: dict[str, Any], crashes: int) -> bool:
+    if pod["metadata"].get("deletionTimestamp"):
+        return False  # leaving: its crashes no longer matter
+    return any(
+        (status.get("state") or {}).get("waiting", {}).get("reason") == "CrashLoopBackOff"
+        and int(status.get("restartCount", 0)) >= crashes
+        for status in pod.get("status", {}).get("containerStatuses") or []
+    )
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,7 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from modelplane.kube_diagnosis import PodFailure, _log_tail, container_state, pod_ready, read_kubeconfig
+from modelplane.kube_diagnosis import (
+    PodFailure,
+    _log_tail,
+    container_state,
+    crash_looping,
+    pod_ready,
+    read_kubeconfig,
+)
 
 
 def pod(statuses: list[dict[str, Any]], deleting: bool = False) -> dict[str, Any]:
@@ -33,6 +41,35 @@ def test_a_crash_looping_container_says_why_and_its_exit_code() -> None:
     assert container_state(pod([status]), status) == (
         "CrashLoopBackOff (last exit code 3): back-off 40s restarting failed container"
     )
+
+
+UPDATE_STARTED = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def backing_off(restarts: int, created: str = "2026-12-01T12:00:05Z", deleting: bool = False) -> dict[str, Any]:
+    status = {"ready": False, "restartCount": restarts, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+    crashing = pod([status], deleting)
+    crashing["metadata"]["creationTimestamp"] = created
+    return crashing
+
+
+def test_a_new_pod_backing_off_after_two_crashes_is_crash_looping() -> None:
+    assert crash_looping([backing_off(2)], UPDATE_STARTED, crashes=2) == ["default/regression-1"]
+    assert crash_looping([backing_off(5, created="2026-12-01T12:00:00Z")], UPDATE_STARTED, crashes=2) == [
+        "default/regression-1"
+    ]
+
+
+def test_one_crash_an_older_pod_a_leaving_pod_and_a_starting_one_are_not() -> None:
+    starting = backing_off(0)
+    starting["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    not_crash_looping = [
+        backing_off(1),
+        backing_off(4, created="2026-12-01T11:59:59Z"),  # a previous update's
+        backing_off(4, deleting=True),
+        starting,
+    ]
+    assert crash_looping(not_crash_looping, UPDATE_STARTED, crashes=2) == []
 
 
 def test_a_running_container_that_is_not_ready_names_its_readiness_probe() -> None:
