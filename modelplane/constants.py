@@ -38,6 +38,7 @@ TRAFFIC_TYPES = (DYNAMIC_TYPES["router"], DYNAMIC_TYPES["online_traffic"])
 # An AKS endpoint's router reads its configuration from a ConfigMap that also holds the two maps, as
 # entries `traffic.<deployment>` and `mirror_traffic.<deployment>` of its data.
 KUBE_ROUTER_CONFIG_TYPE = "kubernetes:core/v1:ConfigMap"
+KUBE_DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 ROUTER_COMPONENT = "router"
 DEPLOYMENT_LABEL = "modelplane.io/deployment"

@@ -25,6 +25,7 @@ from pathlib import Path
 import requests
 from pulumi import automation as auto
 
+from modelplane.constants import KUBE_DEPLOYMENT_TYPE
 from modelplane.engine import interrupt_update
 from modelplane.kube_diagnosis import crash_looping_pods
 
@@ -79,12 +80,9 @@ class CrashWatch:
         ]
 
 
-DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
-
-
 def record_live_deployments(stack: auto.Stack) -> None:
     """The stack's Deployments as the cluster has them, into the state (a refresh of those alone)."""
-    deployment = stack.export_stack().deployment or {}
-    urns = [resource["urn"] for resource in deployment.get("resources", []) if resource.get("type") == DEPLOYMENT_TYPE]
+    resources = (stack.export_stack().deployment or {}).get("resources", [])
+    urns = [resource["urn"] for resource in resources if resource.get("type") == KUBE_DEPLOYMENT_TYPE]
     if urns:
         stack.refresh(target=urns)

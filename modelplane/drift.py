@@ -16,6 +16,7 @@ from typing import Any
 
 from pulumi import automation as auto
 
+from modelplane.constants import KUBE_DEPLOYMENT_TYPE
 from modelplane.plan.model import Change
 from modelplane.report import (
     MARKDOWN_LIMIT,
@@ -91,7 +92,7 @@ def _volatile_paths(recorded: Mapping[str, Any], resource_type: str) -> tuple[st
     if not resource_type.startswith("kubernetes:"):
         return ()
     declared_spec = (recorded.get("__inputs") or {}).get("spec") or {}
-    if resource_type == "kubernetes:apps/v1:Deployment" and "replicas" not in declared_spec:
+    if resource_type == KUBE_DEPLOYMENT_TYPE and "replicas" not in declared_spec:
         return (*KUBERNETES_VOLATILE, AUTOSCALED_REPLICAS)
     return KUBERNETES_VOLATILE
 

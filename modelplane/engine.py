@@ -97,7 +97,7 @@ def pulumi_command() -> auto.PulumiCommand:
 def interrupt_update(stack_name: str) -> bool:
     """Ask the CLI running an update of `stack_name` for this process (the Automation API's child)
     to cancel it, as Ctrl-C does: the engine asks its providers to stop waiting, starts nothing new
-    and saves what was applied. Whether such a CLI was found."""
+    and saves the state as it knows it. Whether such a CLI was found."""
     import psutil
 
     found = False

@@ -10,6 +10,7 @@ from modelplane.constants import (
     COMPONENT_LABEL,
     DYNAMIC_TYPES,
     ENVIRONMENT_LABEL,
+    KUBE_DEPLOYMENT_TYPE,
     KUBE_ROUTER_CONFIG_TYPE,
     MANAGED_BY_LABEL,
     ROUTER_COMPONENT,
@@ -79,7 +80,7 @@ def env_names(container: Mapping[str, Any], kubernetes: bool = False) -> dict[st
 
 
 def is_modelplane_deployment(resource: Resource) -> bool:
-    return resource.type == "kubernetes:apps/v1:Deployment" and resource.labels().get(MANAGED_BY_LABEL) == "modelplane"
+    return resource.type == KUBE_DEPLOYMENT_TYPE and resource.labels().get(MANAGED_BY_LABEL) == "modelplane"
 
 
 def is_scoring_deployment(resource: Resource) -> bool:
