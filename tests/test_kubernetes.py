@@ -334,7 +334,6 @@ class TestDeploymentsBehindARouter:
         failed = routed.stack.cli("up", "--yes", check=False)
         assert failed.returncode != 0
         assert "update stopped: pod default/web-red-" in failed.stderr, failed.stderr[-3000:]
-        assert "pod default/web-red-" in failed.stderr, failed.stderr[-3000:]
         assert "(endpoint 'web', deployment 'red')" in failed.stderr, failed.stderr[-3000:]
         assert "the model file is corrupt (a test)" in failed.stderr, failed.stderr[-3000:]
         assert tally_answers(routed.uri, routed.key(), SAMPLE, 200) == Counter({"green": 200})
