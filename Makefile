@@ -20,7 +20,7 @@ bootstrap-azurite:
 	@scripts/bootstrap-azurite
 
 up: bootstrap
-	$(VENV)/modelplane up --stack local --yes
+	$(VENV)/modelplane up --stack local --yes --refresh
 	$(VENV)/modelplane invoke --stack local --all-samples
 
 # Two workers, a test file each at a time (module fixtures stay whole), heaviest files first

@@ -10,6 +10,8 @@
 5. bootstrap: cold and warm runs, from the bootstrap's own history (`--cold-bootstrap` makes one).
 6. updates: a model update and a blue→green shift of a local endpoint under load (bench/updates.py).
 7. batch: `modelplane batch run` over 10,000 rows against the entry script in-process (bench/batch.py).
+8. crashes, crashes-kubernetes, daemon: killed runs and a restarted Docker daemon (bench/crashes.py).
+9. hostile: valid requests/s after hostile input, against an untouched twin endpoint (bench/hostile.py).
 
 Writes bench/results/<time>.json and latest.json (sections not rerun keep their last figures),
 docs/performance.md (tables) and docs/plan-growth.png; prints each target as met or missed.
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -40,7 +41,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import batch, crashes, updates  # noqa: E402
+from bench import batch, crashes, hostile, updates  # noqa: E402
+from bench.wrk import wrk  # noqa: E402
 from modelplane.dockerfile import ImageRecipe, ModelFiles, write_context  # noqa: E402
 from modelplane.engine import EngineSettings, pulumi_command, venv_bin  # noqa: E402
 
@@ -89,37 +91,6 @@ def wait_ready(url: str, seconds: float = 120) -> None:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} never became ready")
-
-
-def wrk(url: str, concurrency: int, seconds: int, key: str | None) -> dict[str, float]:
-    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
-    if key:
-        headers += f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f"wrk.method = \"POST\"\nwrk.body = '{json.dumps(SAMPLE)}'\n{headers}")
-    threads = max(1, min(concurrency, 2))
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-    ).stdout
-    os.unlink(script.name)
-
-    def latency(percent: str) -> float:
-        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        if not match:
-            return float("nan")
-        return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50_ms": latency("50"),
-        "p99_ms": latency("99"),
-        "non_2xx": float(errors.group(1)) if errors else 0.0,
-    }
 
 
 def ratio(a: float, b: float) -> float:
@@ -515,6 +486,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         checks += crashes.target_checks((results.get("crashes"), results.get("crashes-kubernetes")))
     if "daemon" in results:
         checks += crashes.daemon_target_checks(results["daemon"])
+    if "hostile" in results:
+        checks += hostile.target_checks(results["hostile"])
     return checks
 
 
@@ -621,6 +594,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += crashes.markdown_lines((results.get("crashes"), results.get("crashes-kubernetes")))
     if "daemon" in results:
         lines += crashes.daemon_markdown_lines(results["daemon"])
+    if "hostile" in results:
+        lines += hostile.markdown_lines(results["hostile"])
     lines += ["### Targets", "", "| target | measured | |", "| --- | --- | --- |"]
     lines += [f"| {name} | {value} | {'met' if ok else 'MISSED'} |" for name, value, ok in targets(results)]
     return "\n".join(lines) + "\n"
@@ -661,6 +636,7 @@ def main() -> int:
         "crashes",
         "crashes-kubernetes",
         "daemon",
+        "hostile",
     )
     parser.add_argument("--only", nargs="*", choices=sections_known)
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
@@ -684,6 +660,7 @@ def main() -> int:
         "crashes": crashes.crashes,
         "crashes-kubernetes": crashes.crashes_on_kubernetes,
         "daemon": crashes.daemon,
+        "hostile": lambda: hostile.hostile(args.seconds),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     latest = RESULTS / "latest.json"

@@ -221,13 +221,13 @@ def _print_failing_pods(spec: StackSpec) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     ref, spec = _checked(args)
-    _apply(args, ref, spec)
+    _apply(args, ref, spec, refresh=args.refresh)
     return EXIT_OK
 
 
-def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> bool:
-    """Preview with the policy pack and apply (after a prompt, unless --yes), as `up` does; whether
-    anything was applied."""
+def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec, refresh: bool = False) -> bool:
+    """Preview with the policy pack and apply (after a prompt, unless --yes), as `up` does, first
+    reading what runs when `refresh`; whether anything was applied."""
     progress = printer() if not args.yes else None
     if progress is None:
         _print_warnings(spec)  # Pulumi's output, which carries them, is not shown.
@@ -239,7 +239,11 @@ def _apply(args: argparse.Namespace, ref: StackRef, spec: StackSpec) -> bool:
             outcome = recovering(
                 stack,
                 lambda: operations.up(
-                    stack, policies, lambda _plan: _confirm("Apply these changes?", args.yes), progress
+                    stack,
+                    policies,
+                    lambda _plan: _confirm("Apply these changes?", args.yes),
+                    progress,
+                    refresh,
                 ),
                 _note,
                 kubeconfigs,
@@ -626,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = _stack_command(commands, "up", "deploy the stack", _up)
     _flag(up, "--yes", "apply without asking")
+    _flag(up, "--refresh", "first read what runs: put back what was removed or changed outside Modelplane")
     _add_policy_option(up)
 
     destroy = _stack_command(commands, "destroy", "remove everything the stack deployed", _destroy)
@@ -697,12 +702,12 @@ def _lost_state(args: argparse.Namespace) -> str | None:
 
 def _unreachable_advice(args: argparse.Namespace) -> str:
     """What to do when nothing answers at an endpoint's address: `up` diffs against the state, so a
-    container or pod removed outside Modelplane stays missing until drift remediation restores it."""
+    container or pod removed outside Modelplane stays missing until an `up` that refreshes first."""
     stack, file = getattr(args, "stack", None), getattr(args, "file", None)
     target = f"--stack {stack}" if stack else f"--file {file}" if file else "--stack NAME"
     return (
         "nothing answers at the endpoint's address; if its container or pod was removed outside Modelplane, "
-        f"`modelplane drift {target}` reports it and `modelplane drift {target} --remediate` restores it"
+        f"`modelplane drift {target}` reports it and `modelplane up {target} --refresh` puts it back"
     )
 
 

@@ -74,26 +74,34 @@ def preview(stack: auto.Stack, policies: Policies, diff: bool, progress: Progres
     return any(n for op, n in result.change_summary.items() if op != "same")
 
 
-def checked_plan(stack: auto.Stack, policies: Policies, progress: Progress) -> Plan:
-    """The online plan; raises OperationError when a mandatory policy fails (nothing applied)."""
+def checked_plan(stack: auto.Stack, policies: Policies, progress: Progress, refresh: bool = False) -> Plan:
+    """The online plan (against what runs when `refresh`); raises OperationError when a mandatory
+    policy fails (nothing applied)."""
     from modelplane.plan.online import online_plan
 
-    plan = on_stack(stack, lambda s: online_plan(s, policies.config_file, progress))
+    plan = on_stack(stack, lambda s: online_plan(s, policies.config_file, progress, refresh))
     if plan.mandatory_violations:
         count = len(plan.mandatory_violations)
         raise OperationError(f"{count} mandatory policy violation(s): nothing was applied", plan)
     return plan
 
 
-def up(stack: auto.Stack, policies: Policies, confirm: Callable[[Plan], bool], progress: Progress) -> UpOutcome:
+def up(
+    stack: auto.Stack,
+    policies: Policies,
+    confirm: Callable[[Plan], bool],
+    progress: Progress,
+    refresh: bool = False,
+) -> UpOutcome:
     """Preview with the policy pack, then apply what it found (after `confirm`); a preview that
-    finds nothing to change is the whole run."""
-    plan = checked_plan(stack, policies, progress)
+    finds nothing to change is the whole run. With `refresh`, both first read what runs, so what was
+    removed or changed outside Modelplane is put back."""
+    plan = checked_plan(stack, policies, progress, refresh)
     if not plan.has_changes:
         return UpOutcome(plan, applied=False, summary="no changes")
     if not confirm(plan):
         return UpOutcome(plan, applied=False, summary="nothing applied")
-    result = stack.up(on_output=progress, **policies.engine_options())
+    result = stack.up(on_output=progress, refresh=refresh, **policies.engine_options())
     return UpOutcome(
         plan, applied=True, summary=f"update {result.summary.result}: {change_summary(result.summary.resource_changes)}"
     )

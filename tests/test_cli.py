@@ -90,4 +90,4 @@ def test_an_endpoint_that_refuses_says_how_to_find_and_restore_what_is_gone(
     error = capsys.readouterr().err
     assert "modelplane: request failed:" in error and "Connection refused" in error, error
     assert "`modelplane drift --stack local` reports it" in error, error
-    assert "`modelplane drift --stack local --remediate` restores it" in error, error
+    assert "`modelplane up --stack local --refresh` puts it back" in error, error

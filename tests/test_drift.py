@@ -1,5 +1,6 @@
 """Drift on the real engine and Docker: each kind of hand-made change is found (exit 2, naming the
-endpoint or image and the property), the state is untouched by the check, and --remediate repairs it."""
+endpoint or image and the property), the state is untouched by the check, and --remediate (or an
+`up --refresh`) repairs it."""
 
 from __future__ import annotations
 
@@ -62,8 +63,12 @@ class Deployed:
         result = self.cli("drift", "--remediate", "--yes")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "No drift" in result.stdout.splitlines()[-1]
-        code, _ = self.drift()
-        assert code == 0
+        self.assert_restored()
+
+    def assert_restored(self) -> None:
+        """No drift left, and the endpoint answers with its key."""
+        code, report = self.drift()
+        assert code == 0, report
         key = json.loads(self.cli("outputs", "--show-secrets").stdout)["endpoint_keys"]["web"]["primary_key"]
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -133,6 +138,16 @@ def test_removed_container(deployed: Deployed) -> None:
         "endpoint-web-default",
     )
     deployed.remediate()
+
+
+def test_up_with_refresh_puts_back_a_removed_container(deployed: Deployed) -> None:
+    docker.from_env().containers.get(deployed.container).remove(force=True)
+    plain = deployed.cli("up", "--yes")
+    assert plain.returncode == 0 and plain.stdout.strip().endswith("no changes"), plain.stdout[-2000:]
+    refreshed = deployed.cli("up", "--yes", "--refresh")
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:] + refreshed.stderr[-3000:]
+    assert "update succeeded: 1 create" in refreshed.stdout, refreshed.stdout[-2000:]
+    deployed.assert_restored()
 
 
 def test_removed_router(deployed: Deployed) -> None:

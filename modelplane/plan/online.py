@@ -103,8 +103,11 @@ def violation_of(policy: auto.events.PolicyEvent, stack_name: str) -> Violation:
     return Violation(policy.policy_name, level, message, resource)
 
 
-def online_plan(stack: auto.Stack, config_file: Path | None, progress: Callable[[str], None] | None = None) -> Plan:
-    """A preview with the policy pack; events give each step and every policy verdict."""
+def online_plan(
+    stack: auto.Stack, config_file: Path | None, progress: Callable[[str], None] | None = None, refresh: bool = False
+) -> Plan:
+    """A preview with the policy pack (against what runs when `refresh`); events give each step and
+    every policy verdict."""
     plan = Plan(stack=stack.name, mode="online")
     steps: dict[str, ResourcePlan] = {}
 
@@ -125,6 +128,7 @@ def online_plan(stack: auto.Stack, config_file: Path | None, progress: Callable[
             policy_packs=[str(POLICY_DIR)],
             policy_pack_configs=configs,
             diff=True,
+            refresh=refresh,
         )
     except auto.CommandError:
         if not plan.mandatory_violations:
