@@ -248,6 +248,11 @@ def hostile(seconds: int) -> dict[str, Any]:
     }
 
 
+def _tally(statuses: dict[str, int]) -> str:
+    """{"200": 9600, "400": 4800} as "9,600 x 200, 4,800 x 400"."""
+    return ", ".join(f"{count:,} x {status}" for status, count in statuses.items())
+
+
 def markdown_lines(section: dict[str, Any]) -> list[str]:
     before, after = section["before"], section["after"]
 
@@ -261,9 +266,11 @@ def markdown_lines(section: dict[str, Any]) -> list[str]:
         f" median of {ROUNDS})",
         "",
         f"Between the two measurements `attacked` got {section['requests']:,} hostile requests at"
-        f" c={section['clients']} in {section['seconds']} s with {section['slow_clients']} slow-header clients"
-        f" alongside (statuses {section['statuses']}, {section['wrong_answers']} wrong), then 50 MiB bodies"
-        f" whole and chunked (statuses {section['over_the_limit']}); `untouched` got nothing.",
+        f" c={section['clients']} in {section['seconds']} s, with {section['slow_clients']} slow-header clients"
+        f" alongside ({_tally(section['statuses'])}; {section['wrong_answers']} answered wrong), then 50 MiB"
+        f" bodies ({_tally(Counter(str(status) for status in section['over_the_limit']['whole']))} whole,"
+        f" {_tally(Counter(str(status) for status in section['over_the_limit']['chunked']))} chunked);"
+        " `untouched` got nothing.",
         "",
         "| | attacked | untouched | attacked / untouched | runs (attacked/untouched) |",
         "| --- | ---: | ---: | ---: | --- |",
