@@ -142,11 +142,13 @@ class HostileRun:
     answered: list[tuple[str, int, int]]
     """(case, expected status, status got) for each of the mix's requests."""
     oversized: list[int]
-    """The statuses of eight 50 MiB bodies, and of eight chunked ones."""
+    """The statuses of eight 50 MiB bodies sent whole."""
     chunked: list[int]
+    """The statuses of eight 50 MiB bodies sent chunked."""
     seconds: float
     """How long the mix took."""
     slow_clients: int
+    """How many slow-header connections ran alongside."""
 
     def wrong(self) -> Counter[tuple[str, int, int]]:
         return Counter(answer for answer in self.answered if answer[2] != answer[1])
@@ -220,9 +222,9 @@ def _measured(runs: dict[str, list[float]]) -> dict[str, Any]:
 def hostile(seconds: int) -> dict[str, Any]:
     from bench.updates import free_port  # scikit-learn and joblib: not for the test that imports the run
 
-    with tempfile.TemporaryDirectory(dir=ROOT / ".modelplane", prefix="bench-hostile-") as name:
+    with tempfile.TemporaryDirectory(dir=ROOT / ".modelplane", prefix="bench-hostile-") as folder:
         ports = {endpoint: free_port() for endpoint in ENDPOINTS}
-        stack = _declare(Path(name), ports)
+        stack = _declare(Path(folder), ports)
         try:
             _modelplane(stack, "up", "--yes")
             keys = json.loads(_modelplane(stack, "outputs", "--show-secrets"))["endpoint_keys"]
