@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 import docker
 import requests
 
-from bench.updates import ROOT, SAMPLE, bench_folder, free_port, state_env
+from bench.updates import ROOT, bench_folder, free_port, state_env
+from bench.wrk import SAMPLE
 from modelplane.kube_leftovers import ENDPOINT_KINDS, endpoint_objects
 
 if TYPE_CHECKING:

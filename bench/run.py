@@ -42,13 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import batch, crashes, hostile, updates  # noqa: E402
-from bench.wrk import wrk  # noqa: E402
+from bench.wrk import SAMPLE, wrk  # noqa: E402
 from modelplane.dockerfile import ImageRecipe, ModelFiles, write_context  # noqa: E402
 from modelplane.engine import EngineSettings, pulumi_command, venv_bin  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 EXAMPLE = ROOT / "examples" / "sklearn-regression"
-SAMPLE = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}
 KEY = "bench-key"
 
 

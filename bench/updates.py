@@ -28,9 +28,10 @@ import joblib
 import requests
 from sklearn.linear_model import Ridge
 
+from bench.wrk import SAMPLE
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "sklearn-regression"
-SAMPLE = {"data": [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}
 CONCURRENCY = 4
 BUCKET_S = 0.5
 SETTLE_S = 3.0

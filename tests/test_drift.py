@@ -84,7 +84,7 @@ class Deployed:
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        raise AssertionError("the endpoint did not answer after remediation")
+        raise AssertionError("the endpoint did not answer once restored")
 
 
 @pytest.fixture(scope="module")
